@@ -1,0 +1,49 @@
+# Painless GMM. `make book` and `make test` are all a fresh clone needs (Python 3.11+ and make).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test unit nbval build browser lint notebooks lab bench clean
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is in _build/html: open $(CURDIR)/_build/html/index.html"
+
+# Every test: lint, unit and property tests, every notebook under nbval, the book built with
+# warnings as errors, then the browser checks of the built pages and of JupyterLab.
+test: $(STAMP) lint unit nbval build browser
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests --ignore=tests/browser
+
+nbval: $(STAMP)
+	$(BIN)/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly book
+
+build: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+browser: $(STAMP)
+	$(BIN)/pytest tests/browser
+
+# Execute every notebook in place and strip volatile metadata (NB=book/x.ipynb for one).
+notebooks: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py $(NB)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fit.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
