@@ -76,3 +76,16 @@ def mixture_density_1d(x, weights, means, variances):
     comps = np.stack([w * gmm_core.gaussian_pdf(x, [m], [[v]])
                       for w, m, v in zip(weights, means, variances)], axis=1)
     return comps.sum(axis=1), comps
+
+
+def show_source(*objects):
+    """Show the source of gmm_core functions or classes as a highlighted code block.
+
+    Chapters show the module's code this way instead of typing it again.
+    """
+    import inspect
+
+    from IPython.display import Markdown
+
+    code = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+    return Markdown(f"```python\n{code}\n```")
