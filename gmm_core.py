@@ -193,8 +193,9 @@ def sample(weights, means, covariances, n, rng):
 def gaussian_pdf(X, mean, cov):
     """The Gaussian density N(z | mu, Sigma), straight from the textbook.
 
-    p(z | k) = exp(-1/2 (z - mu)^T Sigma^-1 (z - mu)) / sqrt((2 pi)^d |Sigma|), with an explicit
-    inverse and determinant. It underflows to 0 far from the mean and fails on a singular Sigma.
+    p(z | k) = exp(-1/2 (z - mu)^T Sigma^-1 (z - mu)) / sqrt((2 pi)^d det(Sigma)), with an
+    explicit inverse and determinant. It underflows to 0 far from the mean and fails on a
+    singular Sigma.
 
     Parameters
     ----------
@@ -382,10 +383,10 @@ def logsumexp(a, axis=None, keepdims=False):
     """
     a = np.asarray(a, dtype=np.float64)
     if axis is None:
+        if keepdims:  # numpy's convention: every axis kept, with length 1
+            return np.reshape(logsumexp(a), (1,) * a.ndim)
         a = a.reshape(-1)
         axis = 0
-        if keepdims:
-            raise ValueError("keepdims needs an axis")
     if a.shape[axis] == 0:
         raise ValueError("logsumexp of an empty array")
     top = np.argmax(a, axis=axis)
@@ -406,8 +407,8 @@ def logsumexp(a, axis=None, keepdims=False):
 def gaussian_logpdf(X, mean, cov):
     """The Gaussian log-density l(z | k) = log N(z | mu, Sigma), one component.
 
-    l = -d/2 log(2 pi) - 1/2 log|Sigma| - 1/2 (z - mu)^T Sigma^-1 (z - mu), with Sigma = L L^T
-    (Cholesky): log|Sigma| = 2 sum log L_jj and the quadratic form is ||L^-1 (z - mu)||^2, from
+    l = -d/2 log(2 pi) - 1/2 log det(Sigma) - 1/2 (z - mu)^T Sigma^-1 (z - mu), with Sigma = L L^T
+    (Cholesky): log det(Sigma) = 2 sum log L_jj and the quadratic form is ||L^-1 (z - mu)||^2, from
     a solve, never an explicit inverse.
 
     Parameters
@@ -546,7 +547,10 @@ def rcond(cov):
 def guard_covariance(cov, *, min_variance=MIN_VARIANCE):
     """Return `cov` if it is safely invertible, else a small, well-conditioned diagonal.
 
-    Safe means RCOND > 1e-10 (`RCOND_MIN`) and positive definite. The replacement is s I with
+    Safe means RCOND > 1e-10 (`RCOND_MIN`), positive definite, and not vanishingly small: a mean
+    variance trace(Sigma) / d above RCOND_MIN * min_variance. (That last test catches a
+    component collapsed onto copies of one point, whose variances are rounding noise; RCOND
+    cannot see it in 1-D, where it is always 1.) The replacement is s I with
     s = max(trace(Sigma) / d, min_variance): it keeps the component's overall size where it has
     one, and its RCOND is 1.
 
@@ -563,7 +567,7 @@ def guard_covariance(cov, *, min_variance=MIN_VARIANCE):
         Whether `cov` was replaced.
     """
     cov = np.asarray(cov, dtype=np.float64)
-    if rcond(cov) > RCOND_MIN:
+    if rcond(cov) > RCOND_MIN and np.trace(cov) / len(cov) > RCOND_MIN * min_variance:
         try:
             np.linalg.cholesky(cov)
             return cov, False
@@ -907,8 +911,174 @@ def _collect(states):
                   tuple(history), last.iteration, last.converged)
 
 
+# The fast path (chapter 11). `em_steps` runs these two functions instead of `log_e_step` and
+# `m_step_guarded`: the same formulas and the same guards, arranged for speed. They work on
+# blocks of rows small enough to stay in the processor's cache, so no N x K*d temporary is ever
+# made; they store the responsibilities component by component (K x N), so that every
+# reduction over k runs along contiguous rows; and each quantity is computed once per step.
+
+#: A block of rows holds about this many floats of work space (1 MB) in the fast path ...
+BLOCK_FLOATS = 2**17
+#: ... but at least this many rows, so that wide data do not cost thousands of small products.
+BLOCK_MIN_ROWS = 2048
+#: Up to this many features, the fast M-step takes all K covariances from one matrix product.
+MOMENTS_MAX_D = 16
+#: ... unless (mu_k - c)_a^2 > MOMENTS_MAX_LOSS * Sigma_k,aa: that would lose more than 4 digits.
+MOMENTS_MAX_LOSS = 1e4
+
+
+def _block_rows(width):
+    """Rows in one block of the fast path when each row needs `width` floats of work space."""
+    return max(BLOCK_MIN_ROWS, BLOCK_FLOATS // width)
+
+
+def _fast_e_step(Xw, weights, means, covariances, *, out=None):
+    """The E-step of `log_e_step`, block by block, with one exp per responsibility.
+
+    For each block of rows, the K quadratic forms come from one matrix product, as in
+    `log_gaussian_prob`; then w_ki = l(z_i | k) + log P(k), m_i = max_k w_ki and
+
+    p_ki = exp(w_ki - m_i) / s_i,   l(z_i) = m_i + log s_i,   s_i = sum_k exp(w_ki - m_i).
+
+    One exp per entry gives both the responsibilities and the log-likelihood. Since s_i >= 1,
+    log s_i is off by at most one rounding error (1e-16) absolute: no log-likelihood notices,
+    so the log1p form of `logsumexp` (which matters when the result itself is tiny) is not
+    needed here.
+
+    Parameters
+    ----------
+    Xw : ndarray of shape (N, d)
+        The data EM runs on (whitened by `em_steps`).
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    covariances : ndarray of shape (K, d, d)
+        Positive definite (guarded).
+    out : ndarray of shape (N, K) or None
+        Responsibilities of an earlier call, to be overwritten; None allocates new ones.
+
+    Returns
+    -------
+    resp : ndarray of shape (N, K)
+        p(k | z_i), the transpose of a (K, N) array: ``resp.T`` is contiguous.
+    log_lik : ndarray of shape (N,)
+        l(z_i) = log p(z_i).
+    """
+    n, d = Xw.shape
+    k = len(weights)
+    prec = _precision_cholesky(covariances)                  # P_k = L_k^-T, (K, d, d)
+    rows = prec.transpose(0, 2, 1).reshape(k * d, d)         # [P_1^T; ...; P_K^T], (K d, d)
+    shift = np.einsum("kd,kde->ke", means, prec).reshape(k * d, 1)       # P_k^T mu_k
+    with np.errstate(divide="ignore"):  # a weight of 0 is log 0 = -inf: its p_ki is 0
+        log_norm = np.log(weights) + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1)
+    log_norm = (log_norm - 0.5 * d * math.log(2 * math.pi))[:, None]    # (K, 1)
+    resp_t = np.empty((k, n)) if out is None else out.T                  # (K, N)
+    log_lik = np.empty(n)
+    size = _block_rows(k * d)
+    y = np.empty((k * d, min(size, n)))
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        yb = y[:, :stop - start]
+        np.matmul(rows, Xw[start:stop].T, out=yb)           # P_k^T z_i for every k at once
+        yb -= shift
+        y3 = yb.reshape(k, d, stop - start)
+        w = resp_t[:, start:stop]                            # (K, B), filled in place
+        np.einsum("kdb,kdb->kb", y3, y3, out=w)              # (z - mu_k)^T Sigma_k^-1 (z - mu_k)
+        w *= -0.5
+        w += log_norm                                        # w_ki = l(z_i | k) + log P(k)
+        top = w.max(axis=0)
+        w -= top
+        np.exp(w, out=w)
+        total = w.sum(axis=0)
+        w /= total
+        log_lik[start:stop] = top + np.log(total)
+    return resp_t.T, log_lik
+
+
+def _second_moments(Xw, resp_t, center):
+    """sum_i p_ki (z_i - c)(z_i - c)^T for every k: one product per block, shape (K, d, d)."""
+    n, d = Xw.shape
+    a, b = np.triu_indices(d)                                # the d(d+1)/2 distinct products
+    sums = np.zeros((resp_t.shape[0], len(a)))
+    size = _block_rows(3 * len(a))
+    for start in range(0, n, size):
+        z = Xw[start:start + size] - center
+        sums += resp_t[:, start:start + size] @ (z[:, a] * z[:, b])
+    moments = np.empty((resp_t.shape[0], d, d))
+    moments[:, a, b] = sums
+    moments[:, b, a] = sums
+    return moments
+
+
+def _fast_m_step(Xw, resp, means, covariances, *, min_variance=MIN_VARIANCE):
+    """The M-step of `m_step_guarded`, with its guards, in fewer passes over the data.
+
+    The means come from one product, resp^T Xw. Up to `MOMENTS_MAX_D` features, all K
+    covariances come from second moments about the data's mean c (one product per block):
+
+    Sigma_k = sum_i p_ki (z_i - c)(z_i - c)^T / N_k - (mu_k - c)(mu_k - c)^T.
+
+    This subtracts two nearly equal numbers when a component is narrow and far from c: the
+    relative error of Sigma_k,ab is about 1e-16 |(mu_k - c)_a (mu_k - c)_b| / Sigma_k,ab,
+    harmless for most components once c is subtracted (chapter 11 shows the shortcut ruin
+    uncentred data). c = sum_k N_k mu_k / N, the data's mean, costs nothing. A component that
+    would lose more than 4 of the 16 digits (`MOMENTS_MAX_LOSS`), and every component when
+    d > `MOMENTS_MAX_D`, takes the centred two-pass formula of `m_step_guarded` instead: one
+    symmetric product of its weighted, centred data.
+
+    Parameters
+    ----------
+    Xw : ndarray of shape (N, d)
+    resp : ndarray of shape (N, K)
+        From `_fast_e_step` (any layout works; that one is the fastest).
+    means : ndarray of shape (K, d)
+        The previous means, kept by empty components.
+    covariances : ndarray of shape (K, d, d)
+        The previous covariances, kept by empty components.
+    min_variance : float
+
+    Returns
+    -------
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    covariances : ndarray of shape (K, d, d)
+    n_guarded : int
+        How many covariances `guard_covariance` replaced.
+    """
+    n, d = Xw.shape
+    resp_t = resp.T                                          # (K, N)
+    k = resp_t.shape[0]
+    nk = resp_t.sum(axis=1)
+    empty = empty_components(nk, n)
+    safe_nk = np.where(empty, 1.0, nk)
+    weights = nk / nk.sum()
+    new_means = (resp_t @ Xw) / safe_nk[:, None]
+    if d <= MOMENTS_MAX_D:
+        center = nk @ new_means / nk.sum()
+        offsets = new_means - center
+        new_covs = _second_moments(Xw, resp_t, center) / safe_nk[:, None, None]
+        new_covs -= offsets[:, :, None] * offsets[:, None, :]
+        variances = np.diagonal(new_covs, axis1=1, axis2=2)
+        lossy = ~np.all(offsets**2 <= MOMENTS_MAX_LOSS * variances, axis=1)
+        two_pass = np.flatnonzero(lossy & ~empty)
+    else:
+        new_covs = np.empty((k, d, d))
+        two_pass = np.flatnonzero(~empty)
+    scaled = np.empty_like(Xw) if len(two_pass) else None    # one work array for them all
+    for j in two_pass:
+        np.subtract(Xw, new_means[j], out=scaled)
+        scaled *= np.sqrt(resp_t[j])[:, None]
+        new_covs[j] = (scaled.T @ scaled) / safe_nk[j]       # a symmetric product (BLAS syrk)
+    new_means[empty] = means[empty]
+    new_covs[empty] = covariances[empty]
+    n_guarded = 0
+    for j in range(k):
+        new_covs[j], replaced = guard_covariance(new_covs[j], min_variance=min_variance)
+        n_guarded += replaced
+    return weights, new_means, new_covs, n_guarded
+
+
 def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_TOL,
-             whiten=True, per_point=True, min_variance=MIN_VARIANCE):
+             whiten=True, per_point=True, min_variance=MIN_VARIANCE, fresh_resp=True):
     """The painless EM, one state at a time.
 
     Works in the log domain, guards covariances and empty components, and (by default) runs on
@@ -931,6 +1101,10 @@ def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_T
         every N) rather than to the likelihood of all the data (a rule that tightens with N).
     min_variance : float
         The fallback variance of `guard_covariance`, in the units EM runs in.
+    fresh_resp : bool
+        Yield new responsibilities at every E-step, so that a kept state's `resp` never
+        changes (the default). False overwrites one array instead: `fit`, which keeps no
+        state, needs N x K floats less memory.
 
     Yields
     ------
@@ -957,6 +1131,7 @@ def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_T
         m, c = unwhiten(means, covariances, center, scale)
         return EMState(iteration, step, weights.copy(), m, c, resp, ll, converged, n_guarded)
 
+    covariances = covariances.copy()  # guarded in place: the caller's array stays as it was
     n_guarded = 0
     for j in range(len(weights)):
         covariances[j], replaced = guard_covariance(covariances[j], min_variance=min_variance)
@@ -965,16 +1140,18 @@ def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_T
 
     threshold = math.log1p(rel_tol) * (n if per_point else 1)
     previous = None
+    resp = None
     for iteration in range(max_iter + 1):
-        log_resp, log_lik = log_e_step(Xw, weights, means, covariances)
-        resp = np.exp(log_resp)
+        # The fast path: `log_e_step` and `m_step_guarded` rearranged for speed (chapter 11).
+        resp, log_lik = _fast_e_step(Xw, weights, means, covariances,
+                                     out=None if fresh_resp else resp)
         ll = float(log_lik.sum()) + jacobian
         converged = previous is not None and not ll - previous >= threshold
         yield state(iteration, "E", resp, ll, converged)
         if converged or iteration == max_iter:
             return
         previous = ll
-        weights, means, covariances, n_guarded = m_step_guarded(
+        weights, means, covariances, n_guarded = _fast_m_step(
             Xw, resp, means, covariances, min_variance=min_variance)
         yield state(iteration + 1, "M", resp, ll, n_guarded=n_guarded)
 
@@ -985,8 +1162,10 @@ def _initial_params(X, k, init, rng, min_variance):
             Xw, center, scale = whiten(X)
             w, m, c = init_from_kmeans(Xw, k, rng, min_variance=min_variance)
             return (w, *unwhiten(m, c, center, scale))
-        if init == "random":
-            return init_random(X, k, rng, min_variance=min_variance)
+        if init == "random":  # on whitened data too, where min_variance is meant
+            Xw, center, scale = whiten(X)
+            w, m, c = init_random(Xw, k, rng, min_variance=min_variance)
+            return (w, *unwhiten(m, c, center, scale))
         raise ValueError(f"init must be 'kmeans', 'random' or (weights, means, covariances), "
                          f"got {init!r}")
     weights, means, covariances = check_params(*init)
@@ -1032,7 +1211,7 @@ def fit(X, k, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL, whiten=True,
                                                   min_variance)
     return _collect(em_steps(X, weights, means, covariances, max_iter=max_iter,
                              rel_tol=rel_tol, whiten=whiten, per_point=per_point,
-                             min_variance=min_variance))
+                             min_variance=min_variance, fresh_resp=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1095,9 +1274,11 @@ class GaussianMixture:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check_fitted(self, X):
+    def _check_fitted(self, X=None):
         if not hasattr(self, "means_"):
             raise ValueError("this GaussianMixture is not fitted yet: call fit(X) first")
+        if X is None:
+            return None
         X = check_data(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted on "
@@ -1125,7 +1306,7 @@ class GaussianMixture:
 
     def sample(self, n_samples=1):
         """Draw `n_samples` points; returns X of shape (n_samples, d) and their components."""
-        self._check_fitted(self.means_)
+        self._check_fitted()
         rng = np.random.default_rng(self.random_state)
         return sample(self.weights_, self.means_, self.covariances_, n_samples, rng)
 

@@ -89,3 +89,19 @@ def show_source(*objects):
 
     code = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
     return Markdown(f"```python\n{code}\n```")
+
+
+def animation_html(anim, **kwargs):
+    """A matplotlib animation as a self-contained player: `anim.to_jshtml(**kwargs)` as HTML.
+
+    The standard `to_jshtml` player (frames embedded as PNG, its own slider and buttons), minus
+    the one line that loads Font Awesome from a CDN: the book's theme and JupyterLab already ship
+    those icons, so the page makes no request to another host and works offline.
+    """
+    import re
+
+    from IPython.display import HTML
+
+    html = anim.to_jshtml(**kwargs)
+    return HTML(re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "",
+                       html))
