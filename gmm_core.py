@@ -922,9 +922,12 @@ BLOCK_FLOATS = 2**17
 #: ... but at least this many rows, so that wide data do not cost thousands of small products.
 BLOCK_MIN_ROWS = 2048
 #: Up to this many features, the fast M-step takes all K covariances from one matrix product.
-MOMENTS_MAX_D = 16
+MOMENTS_MAX_D = 12
 #: ... unless (mu_k - c)_a^2 > MOMENTS_MAX_LOSS * Sigma_k,aa: that would lose more than 4 digits.
 MOMENTS_MAX_LOSS = 1e4
+#: The fast E-step raises w_ki - m_i to at least this: exp(-700) ~ 1e-304 is 0 to every sum,
+#: and exp is several times slower where its result would be subnormal or 0.
+EXP_FLOOR = -700.0
 
 
 def _block_rows(width):
@@ -943,7 +946,8 @@ def _fast_e_step(Xw, weights, means, covariances, *, out=None):
     One exp per entry gives both the responsibilities and the log-likelihood. Since s_i >= 1,
     log s_i is off by at most one rounding error (1e-16) absolute: no log-likelihood notices,
     so the log1p form of `logsumexp` (which matters when the result itself is tiny) is not
-    needed here.
+    needed here. A p_ki below exp(`EXP_FLOOR`) ~ 1e-304 (a weight of 0 included) is raised to
+    about that: nothing changes by more than 1e-304, and exp stays fast.
 
     Parameters
     ----------
@@ -987,6 +991,7 @@ def _fast_e_step(Xw, weights, means, covariances, *, out=None):
         w += log_norm                                        # w_ki = l(z_i | k) + log P(k)
         top = w.max(axis=0)
         w -= top
+        np.maximum(w, EXP_FLOOR, out=w)
         np.exp(w, out=w)
         total = w.sum(axis=0)
         w /= total
@@ -1001,8 +1006,8 @@ def _second_moments(Xw, resp_t, center):
     sums = np.zeros((resp_t.shape[0], len(a)))
     size = _block_rows(3 * len(a))
     for start in range(0, n, size):
-        z = Xw[start:start + size] - center
-        sums += resp_t[:, start:start + size] @ (z[:, a] * z[:, b])
+        z = np.ascontiguousarray((Xw[start:start + size] - center).T)   # (d, B): by feature
+        sums += resp_t[:, start:start + size] @ (z[a] * z[b]).T
     moments = np.empty((resp_t.shape[0], d, d))
     moments[:, a, b] = sums
     moments[:, b, a] = sums

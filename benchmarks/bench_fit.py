@@ -243,7 +243,7 @@ def format_table(rows):
     header += ["opencv s/it"] * has["opencv"] + ["naive s/it"] * has["naive"]
     header += ["|dL|/|L|"]
     memory = any("peak_bytes" in r for r in rows)
-    header += ["ours peak MB", "goal MB"] * memory
+    header += ["ours peak MB", "data+2NK MB"] * memory
     lines = [header]
     notes = []
     for r in rows:
