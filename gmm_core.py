@@ -28,7 +28,7 @@ __all__ = [
     "check_data", "check_params", "sample",
     "gaussian_pdf", "naive_e_step", "m_step", "naive_likelihood", "naive_em_steps", "naive_em",
     "logsumexp", "gaussian_logpdf", "log_gaussian_prob", "log_e_step",
-    "rcond", "guard_covariance", "empty_components", "m_step_guarded",
+    "rcond", "guard_covariance", "guard_covariances", "empty_components", "m_step_guarded",
     "kmeans", "init_from_kmeans", "init_random",
     "whiten", "unwhiten", "whiten_params",
     "EMState", "GMMFit", "em_steps", "fit",
@@ -578,6 +578,27 @@ def guard_covariance(cov, *, min_variance=MIN_VARIANCE):
     return np.eye(d) * max(size, min_variance), True
 
 
+def guard_covariances(covariances, *, min_variance=MIN_VARIANCE):
+    """Apply `guard_covariance` to every component, in place.
+
+    Parameters
+    ----------
+    covariances : ndarray of shape (K, d, d)
+        Overwritten where a covariance is replaced.
+    min_variance : float
+
+    Returns
+    -------
+    n_guarded : int
+        How many covariances were replaced.
+    """
+    n_guarded = 0
+    for j in range(len(covariances)):
+        covariances[j], replaced = guard_covariance(covariances[j], min_variance=min_variance)
+        n_guarded += replaced
+    return n_guarded
+
+
 def empty_components(nk, n):
     """Which components hold (almost) no points: N_k below one rounding error of N.
 
@@ -630,11 +651,7 @@ def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE):
     new_means[empty] = np.asarray(means)[empty]
     new_covs = _weighted_covariances(X, resp, new_means, safe_nk)
     new_covs[empty] = np.asarray(covariances)[empty]
-    n_guarded = 0
-    for j in range(len(nk)):
-        new_covs[j], replaced = guard_covariance(new_covs[j], min_variance=min_variance)
-        n_guarded += replaced
-    return weights, new_means, new_covs, n_guarded
+    return weights, new_means, new_covs, guard_covariances(new_covs, min_variance=min_variance)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1075,11 +1092,7 @@ def _fast_m_step(Xw, resp, means, covariances, *, min_variance=MIN_VARIANCE):
         new_covs[j] = (scaled.T @ scaled) / safe_nk[j]       # a symmetric product (BLAS syrk)
     new_means[empty] = means[empty]
     new_covs[empty] = covariances[empty]
-    n_guarded = 0
-    for j in range(k):
-        new_covs[j], replaced = guard_covariance(new_covs[j], min_variance=min_variance)
-        n_guarded += replaced
-    return weights, new_means, new_covs, n_guarded
+    return weights, new_means, new_covs, guard_covariances(new_covs, min_variance=min_variance)
 
 
 def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_TOL,
@@ -1137,10 +1150,7 @@ def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_T
         return EMState(iteration, step, weights.copy(), m, c, resp, ll, converged, n_guarded)
 
     covariances = covariances.copy()  # guarded in place: the caller's array stays as it was
-    n_guarded = 0
-    for j in range(len(weights)):
-        covariances[j], replaced = guard_covariance(covariances[j], min_variance=min_variance)
-        n_guarded += replaced
+    n_guarded = guard_covariances(covariances, min_variance=min_variance)
     yield state(0, "init", None, None, n_guarded=n_guarded)
 
     threshold = math.log1p(rel_tol) * (n if per_point else 1)
