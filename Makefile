@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit nbval build browser lint notebooks lab bench clean
+.PHONY: book test unit nbval build browser lint workflows notebooks lab bench clean
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -20,8 +20,14 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $(STAMP)
 
-lint: $(STAMP)
+lint: $(STAMP) workflows
 	$(BIN)/ruff check .
+
+# The GitHub workflows cannot run here: check them statically, offline (schema, then zizmor's
+# default audits, which want every action pinned to a commit hash).
+workflows: $(STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline .github/workflows/
 
 unit: $(STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser
