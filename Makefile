@@ -45,8 +45,9 @@ browser: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
 
+# JupyterLab on the chapters; as root (containers) it needs --allow-root to start.
 lab: $(STAMP)
-	$(BIN)/jupyter lab book
+	$(BIN)/jupyter lab book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
