@@ -1233,12 +1233,98 @@ def fit(X, k, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL, whiten=True,
 # 8. The estimator
 # --------------------------------------------------------------------------------------------
 
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs a fitted model was called before `fit`.
+
+    Both a ValueError and an AttributeError, like scikit-learn's own NotFittedError. When
+    scikit-learn is loaded, the error raised is also an instance of its NotFittedError (see
+    `_not_fitted_error`), so that ``except NotFittedError`` catches it with either import.
+    """
+
+    def __reduce__(self):  # pickles as a message; unpickles as whichever class fits there
+        return _not_fitted_error, (str(self),)
+
+
+#: NotFittedError subclasses that are scikit-learn's NotFittedError too, made when first needed.
+_SKLEARN_NOT_FITTED = {}
+
+
+def _not_fitted_error(message):
+    """A NotFittedError, which is also scikit-learn's if scikit-learn has been imported.
+
+    Looking in ``sys.modules`` never imports scikit-learn: where it is not loaded, nothing can
+    be waiting to catch its class.
+    """
+    import sys
+    exceptions = sys.modules.get("sklearn.exceptions")
+    if exceptions is None:
+        return NotFittedError(message)
+    theirs = exceptions.NotFittedError
+    if theirs not in _SKLEARN_NOT_FITTED:
+        _SKLEARN_NOT_FITTED[theirs] = type("NotFittedError", (NotFittedError, theirs),
+                                           {"__module__": __name__})
+    return _SKLEARN_NOT_FITTED[theirs](message)
+
+
+def _random_generator(random_state):
+    """A numpy Generator from a `random_state` in scikit-learn's conventions.
+
+    None draws a seed from numpy's global random state (a new start on every call, repeatable
+    after ``np.random.seed``); an int seeds a new generator (the same start on every call); a
+    Generator or a RandomState is used, and advanced, as it is.
+    """
+    if random_state is None:  # numpy's global RandomState, on purpose: as in scikit-learn
+        return np.random.default_rng(np.random.randint(2**32, dtype=np.int64))  # noqa: NPY002
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**32, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and random_state >= 0:
+        return np.random.default_rng(int(random_state))
+    raise ValueError("random_state must be None, a non-negative int, a numpy Generator or a "
+                     f"numpy RandomState, got {random_state!r}")
+
+
+def _estimator_data(X):
+    """`check_data` in scikit-learn's conventions, with the messages its estimator checks expect.
+
+    X must be 2-D: a 1-D array could be N points or one point, so the estimator refuses to guess
+    (`fit` takes it as one feature). Sparse and complex input is refused; an object array of
+    numbers is converted (anything else in it raises numpy's TypeError).
+    """
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError("sparse input is not supported: pass a dense array (X.toarray())")
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported: X must be real")
+    if X.dtype == object:
+        X = X.astype(np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (N points x d features), got shape {X.shape}. "
+                         "Reshape your data: X.reshape(-1, 1) if it has one feature, "
+                         "X.reshape(1, -1) if it is one point")
+    for count, what in ((X.shape[0], "sample(s)"), (X.shape[1], "feature(s)")):
+        if count == 0:
+            raise ValueError(f"X has 0 {what} (shape={X.shape}) while a minimum of 1 is "
+                             "required.")
+    return check_data(X)
+
+
 class GaussianMixture:
-    """A Gaussian mixture with full covariances, in scikit-learn's conventions.
+    """A Gaussian mixture with full covariances, as a scikit-learn estimator.
+
+    It follows scikit-learn's estimator protocol (`get_params`, `set_params`, tags, fitted
+    attributes with a trailing underscore), so `sklearn.base.clone`, `Pipeline` and
+    `GridSearchCV` take it, without deriving from scikit-learn: gmm_core still needs numpy alone.
 
     Parameters
     ----------
     n_components : int
+        K, the number of components, 1 <= K <= N.
+    n_init : int
+        Fit from this many starts and keep the one of highest log-likelihood. Start j uses the
+        random generator as start j - 1 left it, so start 1 is the fit with n_init = 1.
     init : "kmeans", "random" or tuple (weights, means, covariances)
     max_iter : int
     rel_tol : float
@@ -1246,7 +1332,10 @@ class GaussianMixture:
     per_point : bool
     min_variance : float
         See `fit`.
-    random_state : int, numpy.random.Generator or None
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        The randomness of the starts and of `sample`, in scikit-learn's conventions: None uses
+        numpy's global random state (seed it with ``np.random.seed``), an int gives the same
+        fit every time.
 
     Attributes
     ----------
@@ -1258,12 +1347,16 @@ class GaussianMixture:
     lower_bound_ : float
         The mean log-likelihood per point of the fitted parameters.
     history_ : tuple of float
-        The total log-likelihood after every E-step.
+        The total log-likelihood after every E-step of the best start.
+    n_features_in_ : int
+        d, the number of features seen by `fit`.
     """
 
-    def __init__(self, n_components=1, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL,
-                 whiten=True, per_point=True, min_variance=MIN_VARIANCE, random_state=None):
+    def __init__(self, n_components=1, *, n_init=1, init="kmeans", max_iter=MAX_ITER,
+                 rel_tol=REL_TOL, whiten=True, per_point=True, min_variance=MIN_VARIANCE,
+                 random_state=None):
         self.n_components = n_components
+        self.n_init = n_init
         self.init = init
         self.max_iter = max_iter
         self.rel_tol = rel_tol
@@ -1272,32 +1365,111 @@ class GaussianMixture:
         self.min_variance = min_variance
         self.random_state = random_state
 
+    # The estimator protocol: parameters are what __init__ takes, stored as given and
+    # checked by fit (so that clone and set_params never fail).
+
+    @classmethod
+    def _param_names(cls):
+        import inspect  # only for the protocol; kept out of the module's imports
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name, p in signature.parameters.items()
+                      if name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep=True):
+        """The parameters as a dict; with `deep`, those of parameters that are estimators too."""
+        params = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                params.update((f"{name}__{key}", v) for key, v in value.get_params().items())
+            params[name] = value
+        return params
+
+    def set_params(self, **params):
+        """Set parameters (``name__key`` for a nested estimator's); returns self."""
+        valid = self.get_params(deep=True)
+        nested = {}
+        for key, value in params.items():
+            name, nest, subkey = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters are {self._param_names()}")
+            if nest:
+                nested.setdefault(name, {})[subkey] = value
+            else:
+                setattr(self, name, value)
+                valid[name] = value
+        for name, sub_params in nested.items():
+            valid[name].set_params(**sub_params)
+        return self
+
+    def __repr__(self):
+        import inspect
+        signature = inspect.signature(type(self).__init__)
+        shown = []
+        for name, value in self.get_params(deep=False).items():
+            default = signature.parameters[name].default
+            try:
+                same = type(value) is type(default) and bool(value == default)
+            except (TypeError, ValueError):  # e.g. arrays in a given init
+                same = False
+            if not same:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: a density estimator, as sklearn.mixture.GaussianMixture.
+
+        Only scikit-learn calls this, so scikit-learn is imported here, not by the module.
+        """
+        from sklearn.utils import Tags, TargetTags
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
+
+    # Fitting
+
     def fit(self, X, y=None):
-        """Fit the mixture to `X` of shape (N, d); returns self."""
-        X = check_data(X)
-        result = fit(X, self.n_components, init=self.init, max_iter=self.max_iter,
-                     rel_tol=self.rel_tol, whiten=self.whiten, per_point=self.per_point,
-                     min_variance=self.min_variance,
-                     rng=np.random.default_rng(self.random_state))
-        self.weights_ = result.weights
-        self.means_ = result.means
-        self.covariances_ = result.covariances
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.log_likelihood / X.shape[0]
-        self.history_ = result.history
+        """Fit the mixture to `X` of shape (N, d), best of `n_init` starts; returns self.
+
+        `y` is ignored (scikit-learn passes it).
+        """
+        X = _estimator_data(X)
+        n_init = self.n_init
+        if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
+            raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
+        rng = _random_generator(self.random_state)
+        best = None
+        for _ in range(n_init):
+            result = fit(X, self.n_components, init=self.init, max_iter=self.max_iter,
+                         rel_tol=self.rel_tol, whiten=self.whiten, per_point=self.per_point,
+                         min_variance=self.min_variance, rng=rng)
+            if best is None or result.log_likelihood > best.log_likelihood:
+                best = result
+        self.weights_ = best.weights
+        self.means_ = best.means
+        self.covariances_ = best.covariances
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.log_likelihood / X.shape[0]
+        self.history_ = best.history
         self.n_features_in_ = X.shape[1]
         return self
 
+    def fit_predict(self, X, y=None):
+        """Fit to `X`, then return the most responsible component of each point, shape (N,)."""
+        return self.fit(X).predict(X)
+
+    # Using the fitted mixture
+
     def _check_fitted(self, X=None):
         if not hasattr(self, "means_"):
-            raise ValueError("this GaussianMixture is not fitted yet: call fit(X) first")
+            raise _not_fitted_error(f"this {type(self).__name__} is not fitted yet: "
+                                    "call fit(X) first")
         if X is None:
             return None
-        X = check_data(X)
+        X = _estimator_data(X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
         return X
 
     def _e_step(self, X):
@@ -1308,7 +1480,7 @@ class GaussianMixture:
         return self._e_step(X)[1]
 
     def score(self, X, y=None):
-        """The mean log-likelihood per point."""
+        """The mean log-likelihood per point (the score `GridSearchCV` maximises by default)."""
         return float(self.score_samples(X).mean())
 
     def predict_proba(self, X):
@@ -1320,10 +1492,13 @@ class GaussianMixture:
         return self._e_step(X)[0].argmax(axis=1)
 
     def sample(self, n_samples=1):
-        """Draw `n_samples` points; returns X of shape (n_samples, d) and their components."""
+        """Draw `n_samples` points; returns X of shape (n_samples, d) and their components.
+
+        With an int `random_state`, every call draws the same points.
+        """
         self._check_fitted()
-        rng = np.random.default_rng(self.random_state)
-        return sample(self.weights_, self.means_, self.covariances_, n_samples, rng)
+        return sample(self.weights_, self.means_, self.covariances_, n_samples,
+                      _random_generator(self.random_state))
 
     def _n_parameters(self):
         k, d = self.means_.shape
@@ -1331,10 +1506,10 @@ class GaussianMixture:
 
     def bic(self, X):
         """Bayesian information criterion: -2 log p(z) + (free parameters) log N."""
-        X = self._check_fitted(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+        log_lik = self.score_samples(X)
+        return -2 * float(log_lik.sum()) + self._n_parameters() * math.log(len(log_lik))
 
     def aic(self, X):
         """Akaike information criterion: -2 log p(z) + 2 (free parameters)."""
-        X = self._check_fitted(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        log_lik = self.score_samples(X)
+        return -2 * float(log_lik.sum()) + 2 * self._n_parameters()

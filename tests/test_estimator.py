@@ -162,15 +162,34 @@ def test_sample_shapes_and_seed(fitted):
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score",
                                     "bic", "aic"])
-def test_methods_before_fit_raise_value_error(method, data):
+def test_methods_before_fit_raise_not_fitted_error(method, data):
     X, _, _ = data
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(g.NotFittedError, match="not fitted"):
         getattr(g.GaussianMixture(2), method)(X)
 
 
-def test_sample_before_fit_raises_value_error():
-    with pytest.raises(ValueError, match="not fitted"):
+def test_sample_before_fit_raises_not_fitted_error():
+    with pytest.raises(g.NotFittedError, match="not fitted"):
         g.GaussianMixture(2).sample(5)
+
+
+def test_fit_predict_is_fit_then_predict(fitted, data):
+    X, _, _ = data
+    np.testing.assert_array_equal(g.GaussianMixture(3, random_state=0).fit_predict(X),
+                                  fitted.predict(X))
+
+
+def test_estimator_takes_2d_data_only(fitted, data):
+    # scikit-learn's convention: a 1-D array is refused (one feature or one point?), where
+    # gmm_core.fit takes it as one feature.
+    X, _, _ = data
+    with pytest.raises(ValueError, match="Reshape your data"):
+        g.GaussianMixture(1).fit(X[:, 0])
+    with pytest.raises(ValueError, match="Reshape your data"):
+        fitted.predict(X[0])
+    one_feature = g.GaussianMixture(2, random_state=0).fit(X[:, :1])
+    reference = g.fit(X[:, 0], 2, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(one_feature.means_, reference.means)
 
 
 def test_wrong_number_of_features_raises(fitted):
@@ -188,6 +207,8 @@ def test_wrong_number_of_features_raises(fitted):
     ({"n_components": 2, "rel_tol": -1.0}, "rel_tol"),
     ({"n_components": 2, "min_variance": 0.0}, "min_variance"),
     ({"n_components": 2, "init": "nope"}, "init"),
+    ({"n_components": 2, "n_init": 0}, "n_init"),
+    ({"n_components": 2, "random_state": -1}, "random_state"),
 ])
 def test_estimator_rejects_bad_parameters(kwargs, match, data):
     X, _, _ = data
