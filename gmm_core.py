@@ -19,6 +19,9 @@ Copy this file into a project as it is: it needs nothing but numpy.
 from __future__ import annotations
 
 import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,16 +31,19 @@ __all__ = [
     "check_data", "check_params", "sample",
     "gaussian_pdf", "naive_e_step", "m_step", "naive_likelihood", "naive_em_steps", "naive_em",
     "logsumexp", "gaussian_logpdf", "log_gaussian_prob", "log_e_step",
-    "rcond", "guard_covariance", "guard_covariances", "empty_components", "m_step_guarded",
+    "rcond", "guard_covariance", "guard_covariances", "clip_covariance", "clip_covariances",
+    "empty_components", "m_step_guarded",
     "kmeans", "init_from_kmeans", "init_random",
-    "whiten", "unwhiten", "whiten_params",
-    "EMState", "GMMFit", "em_steps", "fit",
+    "Moments", "moments", "whiten", "to_em_units", "unwhiten", "whiten_params",
+    "EMState", "GMMFit", "SuffStats", "block_stats", "m_step_stats", "em_steps", "fit",
+    "fit_stats",
     "GaussianMixture",
 ]
 
-#: A covariance whose reciprocal condition number is at most this is replaced (chapter 5).
+#: A covariance whose reciprocal condition number is at most this cannot be factorised
+#: reliably: the seed's guard replaces it (chapter 5).
 RCOND_MIN = 1e-10
-#: The variance of the fallback diagonal covariance, in whitened units (chapter 5).
+#: tau: no covariance eigenvalue may be smaller, in the units EM runs in (whitened: chapter 5).
 MIN_VARIANCE = 1e-6
 #: Stop when the likelihood grows by less than this fraction, 0.01 % (chapter 8).
 REL_TOL = 1e-4
@@ -140,8 +146,14 @@ def check_params(weights, means, covariances):
             raise ValueError(f"{name} contain NaN or infinity")
     if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8):
         raise ValueError(f"weights must be non-negative and sum to 1, got {weights}")
-    if not np.allclose(covariances, covariances.transpose(0, 2, 1)):
-        raise ValueError("covariances must be symmetric")
+    for j, cov in enumerate(covariances):
+        size = max(float(np.abs(cov).max()), np.finfo(np.float64).tiny)
+        if not np.allclose(cov, cov.T, rtol=1e-10, atol=1e-12 * size):
+            raise ValueError(f"covariances[{j}] (component {j + 1}) is not symmetric")
+        lowest = float(np.linalg.eigvalsh(cov / size)[0])
+        if lowest < -1e-10:
+            raise ValueError(f"covariances[{j}] (component {j + 1}) is not positive "
+                             f"semi-definite: its smallest eigenvalue is {lowest * size:.3g}")
     return weights, means, covariances
 
 
@@ -599,6 +611,56 @@ def guard_covariances(covariances, *, min_variance=MIN_VARIANCE):
     return n_guarded
 
 
+def clip_covariance(cov, *, min_variance=MIN_VARIANCE):
+    """The constrained M-step's covariance: every eigenvalue raised to at least tau.
+
+    With C = V Lambda V^T (eigendecomposition), the maximiser of the M-step objective
+    -N_k/2 log|Sigma| - 1/2 tr(Sigma^-1 S_k) under "every eigenvalue of Sigma >= tau" is
+    Sigma = V max(Lambda, tau) V^T, with tau = `min_variance`. The directions that have data
+    keep their variances and correlations; only those below tau are raised, so EM stays an
+    exact (constrained) EM and its log-likelihood never decreases.
+
+    Parameters
+    ----------
+    cov : array-like of shape (d, d)
+        Symmetric, C = S_k / N_k.
+    min_variance : float
+        tau, in the units EM runs in.
+
+    Returns
+    -------
+    cov : ndarray of shape (d, d)
+    raised : bool
+        Whether an eigenvalue was below tau (otherwise `cov` is returned as it was).
+    """
+    cov = np.array(cov, dtype=np.float64)
+    raised = clip_covariances(cov[None], min_variance=min_variance)
+    return cov, bool(raised)
+
+
+def clip_covariances(covariances, *, min_variance=MIN_VARIANCE):
+    """Apply `clip_covariance` to every component, in place.
+
+    Parameters
+    ----------
+    covariances : ndarray of shape (K, d, d)
+        Overwritten where an eigenvalue is raised.
+    min_variance : float
+
+    Returns
+    -------
+    n_guarded : int
+        How many covariances had an eigenvalue raised to `min_variance`.
+    """
+    values, vectors = np.linalg.eigh(covariances)
+    low = values[:, 0] < min_variance
+    for j in np.flatnonzero(low):
+        v = vectors[j]
+        clipped = (v * np.maximum(values[j], min_variance)) @ v.T
+        covariances[j] = 0.5 * (clipped + clipped.T)
+    return int(low.sum())
+
+
 def empty_components(nk, n):
     """Which components hold (almost) no points: N_k below one rounding error of N.
 
@@ -616,12 +678,14 @@ def empty_components(nk, n):
     return np.asarray(nk) <= n * np.finfo(np.float64).eps
 
 
-def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE):
+def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE,
+                   guard=None):
     """The M-step with both guards: empty components and singular covariances.
 
     An empty component (`empty_components`) keeps its previous mean and covariance and gets
     the weight N_k / N, about 0: nothing divides by zero, and EM's log-likelihood still never
-    decreases. Every new covariance passes through `guard_covariance`.
+    decreases. Every new covariance passes through the guard: `clip_covariances`, the
+    constrained M-step (the default), or the seed's `guard_covariances`.
 
     Parameters
     ----------
@@ -632,6 +696,9 @@ def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE):
     covariances : array-like of shape (K, d, d)
         The previous covariances, kept by empty components.
     min_variance : float
+    guard : callable or None
+        ``guard(covariances, min_variance=...)`` changes (K, d, d) covariances in place and
+        returns how many it changed; None is `clip_covariances`.
 
     Returns
     -------
@@ -639,8 +706,9 @@ def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE):
     means : ndarray of shape (K, d)
     covariances : ndarray of shape (K, d, d)
     n_guarded : int
-        How many covariances `guard_covariance` replaced.
+        How many covariances the guard changed.
     """
+    guard = clip_covariances if guard is None else guard
     X = check_data(X)
     resp = np.asarray(resp, dtype=np.float64)
     nk = resp.sum(axis=0)
@@ -651,36 +719,57 @@ def m_step_guarded(X, resp, means, covariances, *, min_variance=MIN_VARIANCE):
     new_means[empty] = np.asarray(means)[empty]
     new_covs = _weighted_covariances(X, resp, new_means, safe_nk)
     new_covs[empty] = np.asarray(covariances)[empty]
-    return weights, new_means, new_covs, guard_covariances(new_covs, min_variance=min_variance)
+    return weights, new_means, new_covs, guard(new_covs, min_variance=min_variance)
 
 
 # --------------------------------------------------------------------------------------------
 # 5. Initialisation: K-means with Forgy initialisation
 # --------------------------------------------------------------------------------------------
 
+#: K-means stops after a round in which at most this fraction of the points changed cluster.
+KMEANS_TOL = 1e-3
+
+
 def _forgy(X, k, rng):
-    """k distinct data points, drawn at random (Forgy initialisation)."""
+    """k distinct data points, drawn at random (Forgy initialisation).
+
+    With fewer than k distinct points, every distinct point and then repeats of them: the
+    extra centroids coincide, and their clusters stay empty.
+    """
     idx = rng.choice(X.shape[0], size=k, replace=False)
     chosen = X[idx]
     if np.unique(chosen, axis=0).shape[0] == k:
         return chosen.copy()
     distinct = np.unique(X, axis=0)
-    if distinct.shape[0] < k:
-        raise ValueError(f"k = {k} components is more than the number of distinct points "
-                         f"({distinct.shape[0]})")
-    return distinct[rng.choice(distinct.shape[0], size=k, replace=False)]
+    if distinct.shape[0] >= k:
+        return distinct[rng.choice(distinct.shape[0], size=k, replace=False)]
+    repeats = distinct[rng.choice(distinct.shape[0], size=k - distinct.shape[0])]
+    return np.concatenate([distinct, repeats])
 
 
-def _sq_distances(X, centroids):
-    """||z_i - c_j||^2 for all points and centroids, shape (N, k)."""
-    d2 = (X * X).sum(axis=1)[:, None] - 2.0 * (X @ centroids.T) + (centroids**2).sum(axis=1)
-    return np.maximum(d2, 0.0, out=d2)
+def _nearest(X, centroids):
+    """The index of the nearest centroid of every point, block by block.
+
+    argmin_j ||z - c_j||^2 = argmin_j (||c_j||^2 - 2 z . c_j): one matrix product per block.
+    """
+    n = X.shape[0]
+    labels = np.empty(n, dtype=np.intp)
+    half_norms = 0.5 * (centroids**2).sum(axis=1)
+    size = _block_rows(len(centroids))
+    for start in range(0, n, size):
+        block = X[start:start + size] @ centroids.T          # (B, k)
+        np.subtract(half_norms, block, out=block)
+        labels[start:start + size] = block.argmin(axis=1)
+    return labels
 
 
-def kmeans(X, k, rng, *, max_iter=MAX_ITER):
+def kmeans(X, k, rng, *, max_iter=MAX_ITER, tol=KMEANS_TOL):
     """K-means (Lloyd's algorithm) started from k distinct random data points (Forgy).
 
-    A cluster that loses all its points keeps its centroid.
+    Each round assigns every point to its nearest centroid and moves each centroid to the mean
+    of its points; a cluster that loses all its points keeps its centroid. It stops after the
+    round in which at most `tol` * N points changed cluster (0.1 %: none at all below 1,000
+    points), or after `max_iter` rounds.
 
     Parameters
     ----------
@@ -688,7 +777,9 @@ def kmeans(X, k, rng, *, max_iter=MAX_ITER):
     k : int
     rng : numpy.random.Generator or int
     max_iter : int
-        At most this many assignment/update rounds; it stops earlier when no label changes.
+        At most this many assignment/update rounds.
+    tol : float
+        The fraction of points that may still change cluster when K-means stops.
 
     Returns
     -------
@@ -696,28 +787,33 @@ def kmeans(X, k, rng, *, max_iter=MAX_ITER):
     labels : ndarray of shape (N,)
     """
     X = check_data(X)
-    k = _check_k(k, X.shape[0])
+    n, d = X.shape
+    k = _check_k(k, n)
     max_iter = _check_max_iter(max_iter)
+    if not (np.isfinite(tol) and 0 <= tol < 1):
+        raise ValueError(f"tol must be a fraction in [0, 1), got {tol!r}")
     rng = np.random.default_rng(rng)
     centroids = _forgy(X, k, rng)
-    labels = None
+    labels = np.full(n, -1)
     for _ in range(max_iter):
-        new_labels = np.argmin(_sq_distances(X, centroids), axis=1)
-        if labels is not None and np.array_equal(new_labels, labels):
-            break
+        new_labels = _nearest(X, centroids)
+        changed = np.count_nonzero(new_labels != labels)
         labels = new_labels
         counts = np.bincount(labels, minlength=k)
         sums = np.stack([np.bincount(labels, weights=X[:, j], minlength=k)
-                         for j in range(X.shape[1])], axis=1)
+                         for j in range(d)], axis=1)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
+        if changed <= tol * n:
+            break
     return centroids, labels
 
 
 def init_from_kmeans(X, k, rng, *, min_variance=MIN_VARIANCE):
     """Starting parameters from K-means clusters.
 
-    P(k) = cluster size / N, mu_k = centroid, Sigma_k = diag(cluster variances), guarded.
+    P(k) = cluster size / N, mu_k = centroid, Sigma_k = diag(cluster variances), each variance
+    at least `min_variance` (the clip of `clip_covariance`, for a diagonal).
 
     Parameters
     ----------
@@ -740,7 +836,7 @@ def init_from_kmeans(X, k, rng, *, min_variance=MIN_VARIANCE):
     for j in range(k):
         members = X[labels == j]
         variances = members.var(axis=0) if len(members) else np.zeros(X.shape[1])
-        covariances[j] = guard_covariance(np.diag(variances), min_variance=min_variance)[0]
+        covariances[j] = np.diag(np.maximum(variances, min_variance))
     if np.any(counts == 0):  # only when K-means emptied a cluster: give it a little weight
         weights = (counts + 1.0) / (X.shape[0] + k)
     return weights, centroids, covariances
@@ -749,7 +845,8 @@ def init_from_kmeans(X, k, rng, *, min_variance=MIN_VARIANCE):
 def init_random(X, k, rng, *, min_variance=MIN_VARIANCE):
     """Random starting parameters: k distinct data points as means, the data's variances.
 
-    P(k) = 1/k, mu_k = Forgy points, Sigma_k = diag(variances of all the data), guarded.
+    P(k) = 1/k, mu_k = Forgy points, Sigma_k = diag(variances of all the data), each at least
+    `min_variance`.
 
     Parameters
     ----------
@@ -768,7 +865,7 @@ def init_random(X, k, rng, *, min_variance=MIN_VARIANCE):
     k = _check_k(k, X.shape[0])
     rng = np.random.default_rng(rng)
     means = _forgy(X, k, rng)
-    cov = guard_covariance(np.diag(X.var(axis=0)), min_variance=min_variance)[0]
+    cov = np.diag(np.maximum(X.var(axis=0), min_variance))
     return np.full(k, 1.0 / k), means, np.repeat(cov[None], k, axis=0)
 
 
@@ -776,11 +873,105 @@ def init_random(X, k, rng, *, min_variance=MIN_VARIANCE):
 # 6. Whitening
 # --------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Moments:
+    """Per-feature count, mean, spread and range of some rows: what whitening needs. They add.
+
+    Attributes
+    ----------
+    n : int
+        Number of rows.
+    mean : ndarray of shape (d,)
+    m2 : ndarray of shape (d,)
+        sum_i (z_ij - mean_j)^2 / ref_j^2 (scaled by `ref` so that huge values cannot overflow).
+    ref : ndarray of shape (d,)
+        The largest magnitude of each feature (1 where all are 0).
+    low, high : ndarrays of shape (d,)
+        The smallest and largest value of each feature.
+    """
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+    ref: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def __add__(self, other):
+        """Chan's pairwise update: the moments of the union of the two sets of rows."""
+        if not isinstance(other, Moments):
+            return NotImplemented
+        n = self.n + other.n
+        ref = np.maximum(self.ref, other.ref)
+        delta = (other.mean - self.mean) / ref
+        m2 = (self.m2 * (self.ref / ref) ** 2 + other.m2 * (other.ref / ref) ** 2
+              + delta**2 * (self.n * other.n / n))
+        mean = self.mean + (other.mean - self.mean) * (other.n / n)
+        return Moments(n, mean, m2, ref, np.minimum(self.low, other.low),
+                       np.maximum(self.high, other.high))
+
+    def scaling(self, whiten=True):
+        """Whitening's (center, scale): the feature means and standard deviations.
+
+        A constant feature (every value the same) is only centred, exactly: its center is its
+        value and its scale is 1, so its whitened values are exactly 0.
+
+        Parameters
+        ----------
+        whiten : bool
+            False gives scale 1 for every feature (EM in the data's units, only centred).
+
+        Returns
+        -------
+        center, scale : ndarrays of shape (d,)
+        """
+        constant = self.low == self.high
+        center = np.where(constant, self.low, self.mean)
+        if not whiten:
+            return center, np.ones_like(center)
+        scale = np.sqrt(self.m2 / self.n) * self.ref
+        scale[constant] = 1.0
+        return center, scale
+
+    def std(self):
+        """The standard deviation of each feature, shape (d,)."""
+        return np.sqrt(self.m2 / self.n) * self.ref
+
+
+def moments(X, *, first_row=0):
+    """The `Moments` of a block of rows (checked as `check_data` does).
+
+    Parameters
+    ----------
+    X : array-like of shape (B, d)
+    first_row : int
+        The row number of X's first row in the whole data set, for error messages.
+
+    Returns
+    -------
+    moments : Moments
+    """
+    try:
+        X = check_data(X)
+    except ValueError as error:
+        if first_row and "row" in str(error):  # name the row of the whole data set
+            i = int(str(error).split("row ")[1].split(",")[0])
+            raise ValueError(str(error).replace(f"row {i},", f"row {i + first_row},")) from None
+        raise
+    ref = np.abs(X).max(axis=0)
+    ref[ref == 0] = 1.0
+    Y = X / ref
+    mean = Y.mean(axis=0)
+    m2 = ((Y - mean) ** 2).sum(axis=0)
+    return Moments(X.shape[0], mean * ref, m2, ref, X.min(axis=0), X.max(axis=0))
+
+
 def whiten(X):
     """Centre each feature and divide it by its standard deviation.
 
-    z_w = T^-1 (z - c) with c the feature means and T = diag(sigma). A feature with zero
-    variance is only centred (its sigma is taken as 1), so nothing divides by zero.
+    z_w = T^-1 (z - c) with c the feature means and T = diag(sigma). A constant feature is
+    only centred, exactly: its c is its value and its sigma is 1, so its whitened values are 0
+    (see `Moments.scaling`).
 
     Parameters
     ----------
@@ -795,16 +986,25 @@ def whiten(X):
         sigma, the diagonal of T.
     """
     X = check_data(X)
-    # Divide by each feature's largest magnitude first, so that squares of values near 1e200
-    # do not overflow while the standard deviation is computed.
-    peak = np.abs(X).max(axis=0)
-    peak[peak == 0] = 1.0
-    X = X / peak
-    center = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale[~(scale > 0)] = 1.0
-    X_white = (X - center) / scale
-    return X_white, center * peak, scale * peak
+    center, scale = moments(X).scaling()
+    return to_em_units(X, center, scale), center, scale
+
+
+def to_em_units(X, center, scale):
+    """z_w = (z - c) / sigma for a block of rows (any numeric dtype), as float64.
+
+    Parameters
+    ----------
+    X : array-like of shape (B, d)
+    center, scale : array-likes of shape (d,)
+
+    Returns
+    -------
+    Z : ndarray of shape (B, d)
+    """
+    Z = np.subtract(X, center, dtype=np.float64)
+    Z /= scale
+    return Z
 
 
 def unwhiten(means, covariances, center, scale):
@@ -928,135 +1128,154 @@ def _collect(states):
                   tuple(history), last.iteration, last.converged)
 
 
-# The fast path (chapter 11). `em_steps` runs these two functions instead of `log_e_step` and
-# `m_step_guarded`: the same formulas and the same guards, arranged for speed. They work on
-# blocks of rows small enough to stay in the processor's cache, so no N x K*d temporary is ever
-# made; they store the responsibilities component by component (K x N), so that every
-# reduction over k runs along contiguous rows; and each quantity is computed once per step.
+# The fast path (chapter 11). `fit` and `em_steps` run the E-step of `log_e_step` and the
+# guarded M-step of `m_step_guarded` rearranged: EM by sufficient statistics. Each block of
+# rows, small enough to stay in the processor's cache, goes through the E-step and is reduced
+# at once to a few sums (`SuffStats`); the M-step needs only their total. No N x K array of
+# responsibilities is stored, blocks run on every core, and the same two pieces (`block_stats`,
+# `m_step_stats`) run EM out of core and on a cluster (chapter 12).
 
-#: A block of rows holds about this many floats of work space (1 MB) in the fast path ...
-BLOCK_FLOATS = 2**17
-#: ... but at least this many rows, so that wide data do not cost thousands of small products.
-BLOCK_MIN_ROWS = 2048
-#: Up to this many features, the fast M-step takes all K covariances from one matrix product.
-MOMENTS_MAX_D = 12
-#: ... unless (mu_k - c)_a^2 > MOMENTS_MAX_LOSS * Sigma_k,aa: that would lose more than 4 digits.
-MOMENTS_MAX_LOSS = 1e4
-#: The fast E-step raises w_ki - m_i to at least this: exp(-700) ~ 1e-304 is 0 to every sum,
+#: Rows per block of the block EM (and of K-means' distances), unless a call says otherwise.
+BLOCK_ROWS = 8192
+#: The K-means start runs on a seeded sample of at most this many points (all of them below).
+KMEANS_SAMPLE = 2**16
+#: The E-step raises w_ki - m_i to at least this: exp(-700) ~ 1e-304 is 0 to every sum,
 #: and exp is several times slower where its result would be subnormal or 0.
 EXP_FLOOR = -700.0
+#: Whitening scales a feature must lie between: its variances stay far inside float64's range.
+SCALE_RANGE = (1e-140, 1e140)
+#: Between two E-steps, a fall of the log-likelihood larger than this fraction of
+#: |L| + N (rounding: thousands of ulps) is reported as a decrease.
+DECREASE_TOL = 1e-12
 
 
 def _block_rows(width):
-    """Rows in one block of the fast path when each row needs `width` floats of work space."""
-    return max(BLOCK_MIN_ROWS, BLOCK_FLOATS // width)
+    """Rows per block when each row needs `width` floats of work space (about 1 MB)."""
+    return max(1024, min(BLOCK_ROWS, 2**17 // max(width, 1)))
 
 
-def _fast_e_step(Xw, weights, means, covariances, *, out=None):
-    """The E-step of `log_e_step`, block by block, with one exp per responsibility.
+@dataclass(frozen=True)
+class SuffStats:
+    """The sufficient statistics of some points under given parameters. They add: ``s1 + s2``.
 
-    For each block of rows, the K quadratic forms come from one matrix product, as in
-    `log_gaussian_prob`; then w_ki = l(z_i | k) + log P(k), m_i = max_k w_ki and
+    Everything the M-step and the stopping rule need from the data. With p_ki the
+    responsibilities of an E-step and z_i the points in the units EM runs in:
 
-    p_ki = exp(w_ki - m_i) / s_i,   l(z_i) = m_i + log s_i,   s_i = sum_k exp(w_ki - m_i).
-
-    One exp per entry gives both the responsibilities and the log-likelihood. Since s_i >= 1,
-    log s_i is off by at most one rounding error (1e-16) absolute: no log-likelihood notices,
-    so the log1p form of `logsumexp` (which matters when the result itself is tiny) is not
-    needed here. A p_ki below exp(`EXP_FLOOR`) ~ 1e-304 (a weight of 0 included) is raised to
-    about that: nothing changes by more than 1e-304, and exp stays fast.
-
-    Parameters
+    Attributes
     ----------
-    Xw : ndarray of shape (N, d)
-        The data EM runs on (whitened by `em_steps`).
-    weights : ndarray of shape (K,)
-    means : ndarray of shape (K, d)
-    covariances : ndarray of shape (K, d, d)
-        Positive definite (guarded).
-    out : ndarray of shape (N, K) or None
-        Responsibilities of an earlier call, to be overwritten; None allocates new ones.
-
-    Returns
-    -------
-    resp : ndarray of shape (N, K)
-        p(k | z_i), the transpose of a (K, N) array: ``resp.T`` is contiguous.
-    log_lik : ndarray of shape (N,)
-        l(z_i) = log p(z_i).
+    n : int
+        N, the number of points.
+    nk : ndarray of shape (K,)
+        N_k = sum_i p_ki.
+    sum_z : ndarray of shape (K, d)
+        sum_i p_ki z_i.
+    sum_zz : ndarray of shape (K, d, d)
+        sum_i p_ki z_i z_i^T.
+    log_likelihood : float
+        sum_i l(z_i), the log-likelihood of the points under the parameters of the E-step.
     """
-    n, d = Xw.shape
-    k = len(weights)
-    prec = _precision_cholesky(covariances)                  # P_k = L_k^-T, (K, d, d)
-    rows = prec.transpose(0, 2, 1).reshape(k * d, d)         # [P_1^T; ...; P_K^T], (K d, d)
-    shift = np.einsum("kd,kde->ke", means, prec).reshape(k * d, 1)       # P_k^T mu_k
-    with np.errstate(divide="ignore"):  # a weight of 0 is log 0 = -inf: its p_ki is 0
-        log_norm = np.log(weights) + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1)
-    log_norm = (log_norm - 0.5 * d * math.log(2 * math.pi))[:, None]    # (K, 1)
-    resp_t = np.empty((k, n)) if out is None else out.T                  # (K, N)
-    log_lik = np.empty(n)
-    size = _block_rows(k * d)
-    y = np.empty((k * d, min(size, n)))
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        yb = y[:, :stop - start]
-        np.matmul(rows, Xw[start:stop].T, out=yb)           # P_k^T z_i for every k at once
-        yb -= shift
-        y3 = yb.reshape(k, d, stop - start)
-        w = resp_t[:, start:stop]                            # (K, B), filled in place
-        np.einsum("kdb,kdb->kb", y3, y3, out=w)              # (z - mu_k)^T Sigma_k^-1 (z - mu_k)
-        w *= -0.5
-        w += log_norm                                        # w_ki = l(z_i | k) + log P(k)
+
+    n: int
+    nk: np.ndarray
+    sum_z: np.ndarray
+    sum_zz: np.ndarray
+    log_likelihood: float
+
+    def __add__(self, other):
+        if not isinstance(other, SuffStats):
+            return NotImplemented
+        return SuffStats(self.n + other.n, self.nk + other.nk, self.sum_z + other.sum_z,
+                         self.sum_zz + other.sum_zz, self.log_likelihood + other.log_likelihood)
+
+    def __radd__(self, other):  # so that sum() of a list of statistics works
+        return self if isinstance(other, int) and other == 0 else NotImplemented
+
+
+class _EStep:
+    """What every block's E-step needs, computed once per iteration from the parameters."""
+
+    def __init__(self, weights, means, covariances):
+        k, d = means.shape
+        prec = _precision_cholesky(covariances)                       # P_k = L_k^-T
+        with np.errstate(divide="ignore"):  # a weight of 0 is log 0 = -inf: its p_ki is 0
+            log_norm = (np.log(weights)
+                        + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1))
+        self.log_norm = (log_norm - 0.5 * d * math.log(2 * math.pi))[:, None]   # (K, 1)
+        half = prec * math.sqrt(0.5)        # ||half^T (z - mu)||^2 is half the quadratic form
+        self.rows = half.transpose(0, 2, 1).reshape(k * d, d)         # [P_1^T; ...] / sqrt 2
+        self.shift = np.einsum("kd,kde->ke", means, half).reshape(k * d, 1)
+        self.k, self.d = k, d
+        self.pairs = np.triu_indices(d) if d <= 8 else None
+
+    def stats(self, Z, resp_out=None):
+        """E-step and statistics of one block Z, shape (B, d); fills resp_out (K, B) if given."""
+        k, d, b = self.k, self.d, Z.shape[0]
+        y = self.rows @ Z.T                                   # P_k^T z_i / sqrt 2, (K d, B)
+        y -= self.shift
+        y *= y
+        w = y.reshape(k, d, b).sum(axis=1)                    # half the quadratic forms, (K, B)
+        np.subtract(self.log_norm, w, out=w)                  # w_ki = l(z_i | k) + log P(k)
         top = w.max(axis=0)
         w -= top
         np.maximum(w, EXP_FLOOR, out=w)
         np.exp(w, out=w)
         total = w.sum(axis=0)
-        w /= total
-        log_lik[start:stop] = top + np.log(total)
-    return resp_t.T, log_lik
+        w *= 1.0 / total                                      # p_ki
+        log_likelihood = float(top.sum() + np.log(total).sum())
+        if resp_out is not None:
+            resp_out[...] = w
+        if self.pairs is not None:                            # all z_a z_b in one product
+            a, c = self.pairs
+            zt = Z.T
+            upper = w @ (zt[a] * zt[c]).T                     # (K, d(d+1)/2)
+            sum_zz = np.empty((k, d, d))
+            sum_zz[:, a, c] = upper
+            sum_zz[:, c, a] = upper
+        else:
+            sum_zz = np.stack([(Z * w[j, :, None]).T @ Z for j in range(k)])
+        return SuffStats(b, w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
 
 
-def _second_moments(Xw, resp_t, center):
-    """sum_i p_ki (z_i - c)(z_i - c)^T for every k: one product per block, shape (K, d, d)."""
-    n, d = Xw.shape
-    a, b = np.triu_indices(d)                                # the d(d+1)/2 distinct products
-    sums = np.zeros((resp_t.shape[0], len(a)))
-    size = _block_rows(3 * len(a))
-    for start in range(0, n, size):
-        z = np.ascontiguousarray((Xw[start:start + size] - center).T)   # (d, B): by feature
-        sums += resp_t[:, start:start + size] @ (z[a] * z[b]).T
-    moments = np.empty((resp_t.shape[0], d, d))
-    moments[:, a, b] = sums
-    moments[:, b, a] = sums
-    return moments
-
-
-def _fast_m_step(Xw, resp, means, covariances, *, min_variance=MIN_VARIANCE):
-    """The M-step of `m_step_guarded`, with its guards, in fewer passes over the data.
-
-    The means come from one product, resp^T Xw. Up to `MOMENTS_MAX_D` features, all K
-    covariances come from second moments about the data's mean c (one product per block):
-
-    Sigma_k = sum_i p_ki (z_i - c)(z_i - c)^T / N_k - (mu_k - c)(mu_k - c)^T.
-
-    This subtracts two nearly equal numbers when a component is narrow and far from c: the
-    relative error of Sigma_k,ab is about 1e-16 |(mu_k - c)_a (mu_k - c)_b| / Sigma_k,ab,
-    harmless for most components once c is subtracted (chapter 11 shows the shortcut ruin
-    uncentred data). c = sum_k N_k mu_k / N, the data's mean, costs nothing. A component that
-    would lose more than 4 of the 16 digits (`MOMENTS_MAX_LOSS`), and every component when
-    d > `MOMENTS_MAX_D`, takes the centred two-pass formula of `m_step_guarded` instead: one
-    symmetric product of its weighted, centred data.
+def block_stats(Z, weights, means, covariances):
+    """The E-step on a block of points, reduced to its sufficient statistics.
 
     Parameters
     ----------
-    Xw : ndarray of shape (N, d)
-    resp : ndarray of shape (N, K)
-        From `_fast_e_step` (any layout works; that one is the fastest).
-    means : ndarray of shape (K, d)
+    Z : array-like of shape (B, d)
+        Points in the units EM runs in (`to_em_units`).
+    weights : array-like of shape (K,)
+    means : array-like of shape (K, d)
+    covariances : array-like of shape (K, d, d)
+        Positive definite (guarded).
+
+    Returns
+    -------
+    stats : SuffStats
+    """
+    weights, means, covariances = (np.asarray(a, dtype=np.float64)
+                                   for a in (weights, means, covariances))
+    return _EStep(weights, means, covariances).stats(np.asarray(Z, dtype=np.float64))
+
+
+def m_step_stats(stats, means, covariances, *, min_variance=MIN_VARIANCE, guard=None):
+    """The guarded M-step of `m_step_guarded`, from sufficient statistics.
+
+    P(k) = N_k / N, mu_k = sum_i p_ki z_i / N_k and
+    Sigma_k = sum_i p_ki z_i z_i^T / N_k - mu_k mu_k^T, then the guard (by default the clip of
+    `clip_covariances`). An empty component keeps its previous mean and covariance.
+
+    Parameters
+    ----------
+    stats : SuffStats
+        The statistics of all the data, in the units EM runs in (centred: their mean is 0).
+    means : array-like of shape (K, d)
         The previous means, kept by empty components.
-    covariances : ndarray of shape (K, d, d)
+    covariances : array-like of shape (K, d, d)
         The previous covariances, kept by empty components.
     min_variance : float
+        tau, in the units EM runs in.
+    guard : callable or None
+        See `m_step_guarded`.
 
     Returns
     -------
@@ -1064,45 +1283,199 @@ def _fast_m_step(Xw, resp, means, covariances, *, min_variance=MIN_VARIANCE):
     means : ndarray of shape (K, d)
     covariances : ndarray of shape (K, d, d)
     n_guarded : int
-        How many covariances `guard_covariance` replaced.
+        How many covariances the guard changed.
     """
-    n, d = Xw.shape
-    resp_t = resp.T                                          # (K, N)
-    k = resp_t.shape[0]
-    nk = resp_t.sum(axis=1)
-    empty = empty_components(nk, n)
+    guard = clip_covariances if guard is None else guard
+    nk = stats.nk
+    empty = empty_components(nk, stats.n)
     safe_nk = np.where(empty, 1.0, nk)
     weights = nk / nk.sum()
-    new_means = (resp_t @ Xw) / safe_nk[:, None]
-    if d <= MOMENTS_MAX_D:
-        center = nk @ new_means / nk.sum()
-        offsets = new_means - center
-        new_covs = _second_moments(Xw, resp_t, center) / safe_nk[:, None, None]
-        new_covs -= offsets[:, :, None] * offsets[:, None, :]
-        variances = np.diagonal(new_covs, axis1=1, axis2=2)
-        lossy = ~np.all(offsets**2 <= MOMENTS_MAX_LOSS * variances, axis=1)
-        two_pass = np.flatnonzero(lossy & ~empty)
-    else:
-        new_covs = np.empty((k, d, d))
-        two_pass = np.flatnonzero(~empty)
-    scaled = np.empty_like(Xw) if len(two_pass) else None    # one work array for them all
-    for j in two_pass:
-        np.subtract(Xw, new_means[j], out=scaled)
-        scaled *= np.sqrt(resp_t[j])[:, None]
-        new_covs[j] = (scaled.T @ scaled) / safe_nk[j]       # a symmetric product (BLAS syrk)
-    new_means[empty] = means[empty]
-    new_covs[empty] = covariances[empty]
-    return weights, new_means, new_covs, guard_covariances(new_covs, min_variance=min_variance)
+    new_means = stats.sum_z / safe_nk[:, None]
+    new_covs = stats.sum_zz / safe_nk[:, None, None]
+    new_covs -= new_means[:, :, None] * new_means[:, None, :]
+    new_covs = 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
+    new_means[empty] = np.asarray(means)[empty]
+    new_covs[empty] = np.asarray(covariances)[empty]
+    return weights, new_means, new_covs, guard(new_covs, min_variance=min_variance)
+
+
+_POOLS = {}
+
+
+def _map_in_order(fn, items, n_threads):
+    """[fn(item) for item in items], on a pool of threads (numpy releases the GIL)."""
+    items = list(items)
+    if n_threads is None:
+        n_threads = os.cpu_count() or 1
+    if n_threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    if n_threads not in _POOLS:
+        _POOLS[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="gmm_core")
+    return list(_POOLS[n_threads].map(fn, items))
+
+
+def _sum_in_order(parts):
+    """The sum of a list of statistics, always in the same order (the list's)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+class _Data:
+    """The data prepared for EM in one pass: shape, scaling, and the blocks in EM units.
+
+    An in-memory array is converted to EM units once and kept; any other array-like that
+    slices into numpy blocks (a numpy.memmap, say) is read block by block, every pass.
+    """
+
+    def __init__(self, X, *, whiten, block_rows=None, n_threads=None):
+        in_memory = isinstance(X, np.ndarray) and not isinstance(X, np.memmap)
+        if not in_memory and not (hasattr(X, "shape") and hasattr(X, "__getitem__")):
+            X, in_memory = np.asarray(X), True
+        if len(X.shape) == 1:
+            X = X.reshape(-1, 1)
+        if len(X.shape) != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError("X must be 2-D (N points x d features) and hold at least one point "
+                             f"and one feature, got shape {tuple(X.shape)}")
+        self.n, self.d = (int(v) for v in X.shape)
+        self.block = int(block_rows) if block_rows else BLOCK_ROWS
+        self.starts = range(0, self.n, self.block)
+        self.n_threads = n_threads
+        parts = _map_in_order(lambda s: moments(X[s:s + self.block], first_row=s),
+                              self.starts, n_threads)
+        self.moments = _sum_in_order(parts)
+        if not whiten:
+            _check_scale(self.moments)
+        self.center, self.scale = self.moments.scaling(whiten)
+        if whiten:
+            _check_scale(self.moments)
+        self.source = X
+        self.Z = None
+        if in_memory:
+            self.Z = np.empty((self.n, self.d))
+            for s in self.starts:
+                self.Z[s:s + self.block] = to_em_units(X[s:s + self.block], self.center,
+                                                       self.scale)
+
+    def block_at(self, start):
+        if self.Z is not None:
+            return self.Z[start:start + self.block]
+        return to_em_units(np.asarray(self.source[start:start + self.block]), self.center,
+                           self.scale)
+
+    def rows(self, index):
+        """Some rows in EM units (index sorted)."""
+        if self.Z is not None:
+            return self.Z[index]
+        return to_em_units(np.asarray(self.source[index]), self.center, self.scale)
+
+    def stats(self, weights, means, covariances, resp_out=None):
+        """The statistics of all the data: per block, on the thread pool, summed in order."""
+        e_step = _EStep(weights, means, covariances)
+
+        def one(start):
+            out = None if resp_out is None else resp_out[:, start:start + self.block]
+            return e_step.stats(self.block_at(start), out)
+
+        return _sum_in_order(_map_in_order(one, self.starts, self.n_threads))
+
+    @property
+    def log_jacobian(self):
+        """log-likelihood(original units) - log-likelihood(EM units)."""
+        return -self.n * float(np.sum(np.log(self.scale)))
+
+
+def _check_scale(stats):
+    spread = stats.std()
+    varying = stats.low != stats.high
+    low, high = SCALE_RANGE
+    for j in np.flatnonzero(varying & ~((spread >= low) & (spread <= high))):
+        raise ValueError(
+            f"feature {j} of X has a standard deviation of {spread[j]:.3g}, outside "
+            f"[{low:g}, {high:g}]: its variances cannot be held in float64 with room to "
+            f"spare; rescale that feature (divide it by about {spread[j]:.0e}) and fit again")
+
+
+def _sample_rows(n, rng, size=None):
+    """Which rows the K-means start uses: all N, or a seeded sample of `KMEANS_SAMPLE`."""
+    size = KMEANS_SAMPLE if size is None else size
+    if n <= size:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _initial_params(data, k, init, rng, min_variance):
+    """Starting parameters in the units EM runs in."""
+    if isinstance(init, str):
+        if init not in ("kmeans", "random"):
+            raise ValueError(f"init must be 'kmeans', 'random' or a tuple (weights, means, "
+                             f"covariances), got {init!r}")
+        Zs = data.rows(_sample_rows(data.n, rng))
+        make = init_from_kmeans if init == "kmeans" else init_random
+        return make(Zs, k, rng, min_variance=min_variance)
+    if not isinstance(init, (tuple, list)) or len(init) != 3:
+        raise ValueError(f"init must be 'kmeans', 'random' or a tuple (weights, means, "
+                         f"covariances), got {type(init).__name__} {init!r:.60}")
+    weights, means, covariances = check_params(*init)
+    if len(weights) != k:
+        raise ValueError(f"init has {len(weights)} components but k = {k}")
+    if means.shape[1] != data.d:
+        raise ValueError(f"init's means have {means.shape[1]} features but X has {data.d}")
+    return (weights, *whiten_params(means, covariances, data.center, data.scale))
+
+
+def _em_loop(stats_of, n, weights, means, covariances, *, max_iter, rel_tol, per_point,
+             min_variance, guard, log_jacobian=0.0):
+    """EM from sufficient statistics: yields (step, iteration, params, stats, ll, converged,
+    n_guarded) after the start and after every E-step and M-step, in EM units."""
+    guard = clip_covariances if guard is None else guard
+    covariances = np.array(covariances, dtype=np.float64)
+    n_guarded = guard(covariances, min_variance=min_variance)
+    yield "init", 0, (weights, means, covariances), None, None, False, n_guarded
+    threshold = math.log1p(rel_tol) * (n if per_point else 1)
+    previous = None
+    for iteration in range(max_iter + 1):
+        stats = stats_of(weights, means, covariances)
+        ll = stats.log_likelihood + log_jacobian
+        converged = False
+        if not math.isfinite(ll):
+            raise FloatingPointError(f"the log-likelihood is {ll} at iteration {iteration}")
+        if previous is not None:
+            gain = ll - previous
+            if gain < -DECREASE_TOL * (abs(previous) + n):
+                warnings.warn(f"EM's log-likelihood decreased at iteration {iteration}, from "
+                              f"{previous:.10g} to {ll:.10g}: the M-step is not an exact "
+                              f"(constrained) M-step", RuntimeWarning, stacklevel=3)
+            else:
+                converged = gain < threshold
+        yield "E", iteration, (weights, means, covariances), stats, ll, converged, 0
+        if converged or iteration == max_iter:
+            return
+        previous = ll
+        weights, means, covariances, n_guarded = m_step_stats(
+            stats, means, covariances, min_variance=min_variance, guard=guard)
+        yield "M", iteration + 1, (weights, means, covariances), stats, ll, False, n_guarded
+
+
+def _check_options(max_iter, rel_tol, min_variance):
+    max_iter = _check_max_iter(max_iter)
+    _check_positive(rel_tol, "rel_tol")
+    _check_positive(min_variance, "min_variance")
+    return max_iter
 
 
 def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_TOL,
-             whiten=True, per_point=True, min_variance=MIN_VARIANCE, fresh_resp=True):
+             whiten=True, per_point=True, min_variance=MIN_VARIANCE, guard=None):
     """The painless EM, one state at a time.
 
-    Works in the log domain, guards covariances and empty components, and (by default) runs on
-    whitened data, reporting parameters and log-likelihoods in the original units. It stops
-    after the E-step whose log-likelihood gain is below log(1 + rel_tol), i.e. when the
-    likelihood grows by less than `rel_tol` as a fraction, or after `max_iter` M-steps.
+    Works in the log domain, guards covariances (the constrained M-step of
+    `clip_covariances`) and empty components, and (by default) runs on whitened data,
+    reporting parameters and log-likelihoods in the original units. It stops after the E-step
+    whose log-likelihood gain is non-negative and below log(1 + rel_tol), i.e. when the
+    likelihood grows by less than `rel_tol` as a fraction, or after `max_iter` M-steps. A
+    decrease (impossible for an exact M-step, beyond rounding) is reported with a
+    RuntimeWarning naming the iteration, and EM goes on.
 
     Parameters
     ----------
@@ -1118,87 +1491,50 @@ def em_steps(X, weights, means, covariances, *, max_iter=MAX_ITER, rel_tol=REL_T
         Apply `rel_tol` to the likelihood per point (its geometric mean, the same rule for
         every N) rather than to the likelihood of all the data (a rule that tightens with N).
     min_variance : float
-        The fallback variance of `guard_covariance`, in the units EM runs in.
-    fresh_resp : bool
-        Yield new responsibilities at every E-step, so that a kept state's `resp` never
-        changes (the default). False overwrites one array instead: `fit`, which keeps no
-        state, needs N x K floats less memory.
+        tau, the smallest covariance eigenvalue, in the units EM runs in.
+    guard : callable or None
+        The covariance guard (see `m_step_guarded`); None is `clip_covariances`.
 
     Yields
     ------
     state : EMState
     """
     X = check_data(X)
-    n, d = X.shape
-    max_iter = _check_max_iter(max_iter)
-    _check_positive(rel_tol, "rel_tol")
-    _check_positive(min_variance, "min_variance")
-    weights, means, covariances = check_params(weights, means, covariances)
-    if means.shape[1] != d:
-        raise ValueError(f"means have {means.shape[1]} features but X has {d}")
-    _check_k(len(weights), n)
-
-    if whiten:
-        Xw, center, scale = _whiten_data(X)
-        means, covariances = whiten_params(means, covariances, center, scale)
-        jacobian = -n * float(np.sum(np.log(scale)))  # log-likelihood(original) - (whitened)
-    else:
-        Xw, center, scale, jacobian = X, np.zeros(d), np.ones(d), 0.0
-
-    def state(iteration, step, resp, ll, converged=False, n_guarded=0):
-        m, c = unwhiten(means, covariances, center, scale)
-        return EMState(iteration, step, weights.copy(), m, c, resp, ll, converged, n_guarded)
-
-    covariances = covariances.copy()  # guarded in place: the caller's array stays as it was
-    n_guarded = guard_covariances(covariances, min_variance=min_variance)
-    yield state(0, "init", None, None, n_guarded=n_guarded)
-
-    threshold = math.log1p(rel_tol) * (n if per_point else 1)
-    previous = None
+    max_iter = _check_options(max_iter, rel_tol, min_variance)
+    data = _Data(X, whiten=whiten)
+    k = _check_k(len(np.atleast_1d(weights)), data.n)
+    start = _initial_params(data, k, (weights, means, covariances), None, min_variance)
+    resp_t = [np.empty((k, data.n))]   # filled by the E-step; a new one for every E-step
     resp = None
-    for iteration in range(max_iter + 1):
-        # The fast path: `log_e_step` and `m_step_guarded` rearranged for speed (chapter 11).
-        resp, log_lik = _fast_e_step(Xw, weights, means, covariances,
-                                     out=None if fresh_resp else resp)
-        ll = float(log_lik.sum()) + jacobian
-        converged = previous is not None and not ll - previous >= threshold
-        yield state(iteration, "E", resp, ll, converged)
-        if converged or iteration == max_iter:
-            return
-        previous = ll
-        weights, means, covariances, n_guarded = _fast_m_step(
-            Xw, resp, means, covariances, min_variance=min_variance)
-        yield state(iteration + 1, "M", resp, ll, n_guarded=n_guarded)
-
-
-def _initial_params(X, k, init, rng, min_variance):
-    if isinstance(init, str):
-        if init == "kmeans":
-            Xw, center, scale = whiten(X)
-            w, m, c = init_from_kmeans(Xw, k, rng, min_variance=min_variance)
-            return (w, *unwhiten(m, c, center, scale))
-        if init == "random":  # on whitened data too, where min_variance is meant
-            Xw, center, scale = whiten(X)
-            w, m, c = init_random(Xw, k, rng, min_variance=min_variance)
-            return (w, *unwhiten(m, c, center, scale))
-        raise ValueError(f"init must be 'kmeans', 'random' or (weights, means, covariances), "
-                         f"got {init!r}")
-    weights, means, covariances = check_params(*init)
-    if len(weights) != k:
-        raise ValueError(f"init has {len(weights)} components but k = {k}")
-    return weights, means, covariances
+    for step, iteration, (w, m, c), _, ll, converged, n_guarded in _em_loop(
+            lambda *p: data.stats(*p, resp_out=resp_t[0]), data.n, *start,
+            max_iter=max_iter, rel_tol=rel_tol, per_point=per_point,
+            min_variance=min_variance, guard=guard, log_jacobian=data.log_jacobian):
+        if step == "E":
+            resp = resp_t[0].T
+            resp_t[0] = np.empty((k, data.n))
+        m, c = unwhiten(m, c, data.center, data.scale)
+        yield EMState(iteration, step, w.copy(), m, c, resp, ll, converged, n_guarded)
 
 
 def fit(X, k, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL, whiten=True,
-        per_point=True, min_variance=MIN_VARIANCE, rng=0):
+        per_point=True, min_variance=MIN_VARIANCE, rng=0, guard=None, block_rows=None,
+        n_threads=None):
     """Fit a K-component Gaussian mixture with the painless EM.
+
+    The data are checked and whitened in one pass; the K-means start runs on all the points,
+    or on a seeded sample of `KMEANS_SAMPLE` when there are more; EM then runs by sufficient
+    statistics, block by block on every core, and never stores the N x K responsibilities.
+    X may be any array-like that slices into numpy blocks, such as a `numpy.memmap` larger
+    than memory: it is then read block by block, never whole.
 
     Parameters
     ----------
     X : array-like of shape (N, d) or (N,)
         The data; a 1-D array is one feature.
     k : int
-        The number of components, 1 <= k <= N.
+        The number of components, 1 <= k <= N (K above the number of distinct points leaves
+        some components empty or on top of one another).
     init : "kmeans", "random" or tuple (weights, means, covariances)
         K-means clusters (`init_from_kmeans`, on whitened data), random data points
         (`init_random`), or given starting parameters in the original units.
@@ -1211,22 +1547,74 @@ def fit(X, k, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL, whiten=True,
     per_point : bool
         See `em_steps`.
     min_variance : float
-        See `guard_covariance`.
+        tau, the smallest covariance eigenvalue in the units EM runs in (`clip_covariance`).
     rng : numpy.random.Generator or int
         The source of randomness of the initialisation (seed 0 by default).
+    guard : callable or None
+        The covariance guard (see `m_step_guarded`); None is `clip_covariances`.
+    block_rows : int or None
+        Rows per block (`BLOCK_ROWS`); the result does not depend on it beyond rounding.
+    n_threads : int or None
+        Threads for the blocks (None: one per core); the result does not depend on it.
 
     Returns
     -------
     result : GMMFit
     """
-    X = check_data(X)
-    k = _check_k(k, X.shape[0])
-    _check_positive(min_variance, "min_variance")
-    weights, means, covariances = _initial_params(X, k, init, np.random.default_rng(rng),
-                                                  min_variance)
-    return _collect(em_steps(X, weights, means, covariances, max_iter=max_iter,
-                             rel_tol=rel_tol, whiten=whiten, per_point=per_point,
-                             min_variance=min_variance, fresh_resp=False))
+    max_iter = _check_options(max_iter, rel_tol, min_variance)
+    data = _Data(X, whiten=whiten, block_rows=block_rows, n_threads=n_threads)
+    k = _check_k(k, data.n)
+    start = _initial_params(data, k, init, np.random.default_rng(rng), min_variance)
+    return fit_stats(data.stats, data.n, *start, data.center, data.scale, max_iter=max_iter,
+                     rel_tol=rel_tol, per_point=per_point, min_variance=min_variance,
+                     guard=guard)
+
+
+def fit_stats(stats_of, n, weights, means, covariances, center, scale, *, max_iter=MAX_ITER,
+              rel_tol=REL_TOL, per_point=True, min_variance=MIN_VARIANCE, guard=None):
+    """EM on data seen only through their sufficient statistics (out of core, on a cluster).
+
+    Each iteration calls ``stats_of(weights, means, covariances)`` for the `SuffStats` of all
+    the data (e.g. `block_stats` of every block, summed), then `m_step_stats`; the stopping
+    rule is that of `em_steps`. Parameters are in the units EM runs in, z_w = (z - c) / sigma.
+
+    Parameters
+    ----------
+    stats_of : callable
+        (weights, means, covariances) -> SuffStats of all N points.
+    n : int
+        N.
+    weights, means, covariances : array-likes of shapes (K,), (K, d), (K, d, d)
+        The starting parameters, in EM units.
+    center, scale : array-likes of shape (d,)
+        c and sigma of `to_em_units`: the result is reported in the original units.
+    max_iter, rel_tol, per_point, min_variance, guard
+        As in `fit`.
+
+    Returns
+    -------
+    result : GMMFit
+    """
+    max_iter = _check_options(max_iter, rel_tol, min_variance)
+    scale = np.asarray(scale, dtype=np.float64)
+    log_jacobian = -n * float(np.sum(np.log(scale)))
+    history, last = [], None
+    for state in _em_loop(stats_of, n, *params_as_float(weights, means, covariances),
+                          max_iter=max_iter, rel_tol=rel_tol, per_point=per_point,
+                          min_variance=min_variance, guard=guard, log_jacobian=log_jacobian):
+        if state[0] == "E":
+            history.append(state[4])
+        last = state
+    _, iteration, (weights, means, covariances), _, ll, converged, _ = last
+    means, covariances = unwhiten(means, covariances, center, scale)
+    if not (np.all(np.isfinite(covariances)) and np.all(np.isfinite(means))):
+        raise ValueError("the fitted covariances overflow in X's units: rescale X")
+    return GMMFit(weights, means, covariances, ll, tuple(history), iteration, converged)
+
+
+def params_as_float(weights, means, covariances):
+    """weights, means, covariances as float64 arrays of shapes (K,), (K, d), (K, d, d)."""
+    return tuple(np.array(a, dtype=np.float64) for a in (weights, means, covariances))
 
 
 # --------------------------------------------------------------------------------------------

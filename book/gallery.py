@@ -50,6 +50,55 @@ def faithful(standardise=True):
     return X
 
 
+def saturated_pixels(seed=0, n=3000):
+    """Issue 10's reproducer: two colour clusters, one with a saturated blue channel (255).
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (2 n, 3)
+    """
+    rng = np.random.default_rng(seed)
+    dark = np.column_stack([rng.normal(60, 15, n), rng.normal(90, 15, n), rng.normal(70, 15, n)])
+    sky = np.column_stack([rng.normal(180, 15, n), rng.normal(120, 15, n), np.full(n, 255.0)])
+    return np.clip(np.rint(np.vstack([dark, sky])), 0, 255).astype(np.uint8)
+
+
+def pixel_like(seed):
+    """A random set of 8-bit pixel-like data with the troubles of real images, and a K.
+
+    From the seed: 1-4 colour clusters of varied size and spread (a spread of 0 is a flat
+    patch of one colour), rounded and clipped to 0..255 (saturation); then, each with some
+    probability: a constant channel, a channel that copies or mirrors another (collinear),
+    only a few distinct colours (exact duplicates, perhaps fewer than K), one single pixel of
+    its own colour beside thousands. K is 1-8, at most N.
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (N, d)
+    k : int
+    """
+    rng = np.random.default_rng(seed)
+    d = int(rng.choice([1, 2, 3, 3, 4]))
+    sizes = rng.integers(1, 3000, size=rng.integers(1, 5))
+    parts = []
+    for size in sizes:
+        centre = rng.uniform(-40, 300, size=d)        # beyond 0..255: saturated after clipping
+        spread = rng.choice([0.0, 0.5, 3.0, 15.0, 60.0], size=d)
+        parts.append(centre + spread * rng.normal(size=(size, d)))
+    X = np.clip(np.rint(np.vstack(parts)), 0, 255)
+    if d > 1 and rng.random() < 0.3:
+        X[:, rng.integers(d)] = rng.choice([0, 255, rng.integers(256)])
+    if d > 1 and rng.random() < 0.3:
+        i, j = rng.choice(d, size=2, replace=False)
+        X[:, j] = X[:, i] if rng.random() < 0.5 else 255 - X[:, i]
+    if rng.random() < 0.2:
+        X = X[rng.integers(0, rng.integers(1, 6), size=len(X))]
+    if rng.random() < 0.2:
+        X = np.vstack([X, rng.integers(0, 256, size=(1, d))])
+    k = int(min(rng.integers(1, 9), len(X)))
+    return X.astype(np.uint8), k
+
+
 def friendly_start(X, k=3, seed=0):
     """A plain starting point for EM: k data points as means, the data's variances (Forgy)."""
     return gmm_core.init_random(X, k, np.random.default_rng(seed))

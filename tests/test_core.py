@@ -530,14 +530,15 @@ def test_forgy_picks_distinct_points_among_heavy_duplicates(seed):
     assert np.unique(means, axis=0).shape[0] == 3
 
 
-def test_kmeans_rejects_k_above_distinct_points_or_n():
+def test_kmeans_with_more_clusters_than_distinct_points():
     X = np.vstack([np.zeros((10, 2)), np.ones((10, 2))])
-    with pytest.raises(ValueError, match="distinct points"):
-        g.kmeans(X, 3, rng(0))
+    centroids, labels = g.kmeans(X, 5, np.random.default_rng(0))
+    # Both distinct points are centroids; the 3 extra centroids repeat them and stay empty.
+    assert {tuple(c) for c in centroids} == {(0.0, 0.0), (1.0, 1.0)}
+    assert np.bincount(labels, minlength=5).tolist().count(0) == 3
+    np.testing.assert_array_equal(centroids[labels], X)
     with pytest.raises(ValueError, match="more than the number of points"):
-        g.kmeans(X, 21, rng(0))
-    with pytest.raises(ValueError, match="at least 1"):
-        g.kmeans(X, 0, rng(0))
+        g.kmeans(X, 21, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("seed", range(3))

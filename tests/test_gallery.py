@@ -81,11 +81,12 @@ def test_saturated_patch_gets_a_guarded_component():
     final = states[-1]
     white = int(np.argmax(final.means[:, 0]))
     np.testing.assert_allclose(final.means[white], 255.0)
-    # The replacement is a multiple of the identity (in whitened units) with variance
-    # min_variance: in the original units, diag(scale^2) * 1e-6.
+    # Every eigenvalue of the white patch's covariance (all 0) is clipped to min_variance: in
+    # whitened units tau I, in the original units diag(scale^2) * 1e-6.
     _, _, scale = g.whiten(case.X)
-    np.testing.assert_allclose(final.covariances[white], np.diag(scale**2) * g.MIN_VARIANCE,
-                               rtol=1e-12)
+    expected = np.diag(scale**2) * g.MIN_VARIANCE
+    np.testing.assert_allclose(final.covariances[white], expected, rtol=1e-12,
+                               atol=1e-12 * expected.max())
     assert final.weights[white] == pytest.approx(50 / 250, rel=1e-9)
 
 
