@@ -1202,38 +1202,43 @@ class _EStep:
                         + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1))
         self.log_norm = (log_norm - 0.5 * d * math.log(2 * math.pi))[:, None]   # (K, 1)
         half = prec * math.sqrt(0.5)        # ||half^T (z - mu)||^2 is half the quadratic form
-        self.rows = half.transpose(0, 2, 1).reshape(k * d, d)         # [P_1^T; ...] / sqrt 2
-        self.shift = np.einsum("kd,kde->ke", means, half).reshape(k * d, 1)
+        # Column a K + k of z^T `cols` is (P_k^T z)_a / sqrt 2: one product for all K.
+        self.cols = half.transpose(1, 2, 0).reshape(d, d * k)
+        self.shift = np.einsum("kd,kde->ek", means, half).reshape(d * k)
         self.k, self.d = k, d
         self.pairs = np.triu_indices(d) if d <= 8 else None
 
     def stats(self, Z, resp_out=None):
         """E-step and statistics of one block Z, shape (B, d); fills resp_out (K, B) if given."""
-        k, d, b = self.k, self.d, Z.shape[0]
-        y = self.rows @ Z.T                                   # P_k^T z_i / sqrt 2, (K d, B)
+        k, d = self.k, self.d
+        y = Z @ self.cols                                     # (B, d K)
         y -= self.shift
         y *= y
-        w = y.reshape(k, d, b).sum(axis=1)                    # half the quadratic forms, (K, B)
-        np.subtract(self.log_norm, w, out=w)                  # w_ki = l(z_i | k) + log P(k)
+        q = y[:, :k].copy()                                   # half the quadratic forms, (B, K)
+        for a in range(1, d):
+            q += y[:, a * k:(a + 1) * k]
+        w = np.empty((k, len(Z)))                             # (K, B): reductions over k are
+        np.subtract(self.log_norm, q.T, out=w)                # along contiguous rows
+        # w_ki = l(z_i | k) + log P(k)
         top = w.max(axis=0)
         w -= top
         np.maximum(w, EXP_FLOOR, out=w)
         np.exp(w, out=w)
         total = w.sum(axis=0)
-        w *= 1.0 / total                                      # p_ki
+        w *= 1.0 / total                                      # p_ki, (K, B)
         log_likelihood = float(top.sum() + np.log(total).sum())
         if resp_out is not None:
             resp_out[...] = w
-        if self.pairs is not None:                            # all z_a z_b in one product
-            a, c = self.pairs
-            zt = Z.T
-            upper = w @ (zt[a] * zt[c]).T                     # (K, d(d+1)/2)
-            sum_zz = np.empty((k, d, d))
-            sum_zz[:, a, c] = upper
-            sum_zz[:, c, a] = upper
-        else:
+        if self.pairs is None:
             sum_zz = np.stack([(Z * w[j, :, None]).T @ Z for j in range(k)])
-        return SuffStats(b, w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
+            return SuffStats(len(Z), w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
+        a, c = self.pairs
+        zt = np.ascontiguousarray(Z.T)                        # (d, B): one row per feature
+        upper = w @ (zt[a] * zt[c]).T                         # all sum p z_a z_b, a <= b
+        sum_zz = np.empty((k, d, d))
+        sum_zz[:, a, c] = upper
+        sum_zz[:, c, a] = upper
+        return SuffStats(len(Z), w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
 
 
 def block_stats(Z, weights, means, covariances):
