@@ -35,8 +35,8 @@ __all__ = [
     "empty_components", "m_step_guarded",
     "kmeans", "init_from_kmeans", "init_random",
     "Moments", "moments", "whiten", "to_em_units", "unwhiten", "whiten_params",
-    "EMState", "GMMFit", "SuffStats", "block_stats", "m_step_stats", "em_steps", "fit",
-    "fit_stats",
+    "EMState", "GMMFit", "SuffStats", "block_stats", "m_step_stats", "sample_rows",
+    "em_steps", "fit", "fit_stats",
     "GaussianMixture",
 ]
 
@@ -446,8 +446,8 @@ def _cholesky(covariances):
     try:
         return np.linalg.cholesky(covariances)
     except np.linalg.LinAlgError:
-        raise ValueError("a covariance matrix is not positive definite; guard it first "
-                         "(guard_covariance) or scale the data (whiten)") from None
+        raise ValueError("a covariance matrix is not positive definite; clip its eigenvalues "
+                         "first (clip_covariance) or scale the data (whiten)") from None
 
 
 def _precision_cholesky(covariances):
@@ -1402,8 +1402,24 @@ def _check_scale(stats):
             f"spare; rescale that feature (divide it by about {spread[j]:.0e}) and fit again")
 
 
-def _sample_rows(n, rng, size=None):
-    """Which rows the K-means start uses: all N, or a seeded sample of `KMEANS_SAMPLE`."""
+def sample_rows(n, rng, size=None):
+    """The rows the K-means start of `fit` uses: all N, or a seeded sample.
+
+    Parameters
+    ----------
+    n : int
+        N, the number of rows.
+    rng : numpy.random.Generator
+        Drawn from only when N > size.
+    size : int or None
+        The sample's size; None is `KMEANS_SAMPLE`.
+
+    Returns
+    -------
+    rows : ndarray of int, shape (min(N, size),)
+        Sorted row indices: all N rows when N <= size, else `size` rows drawn without
+        replacement.
+    """
     size = KMEANS_SAMPLE if size is None else size
     if n <= size:
         return np.arange(n)
@@ -1416,7 +1432,7 @@ def _initial_params(data, k, init, rng, min_variance):
         if init not in ("kmeans", "random"):
             raise ValueError(f"init must be 'kmeans', 'random' or a tuple (weights, means, "
                              f"covariances), got {init!r}")
-        Zs = data.rows(_sample_rows(data.n, rng))
+        Zs = data.rows(sample_rows(data.n, rng))
         make = init_from_kmeans if init == "kmeans" else init_random
         return make(Zs, k, rng, min_variance=min_variance)
     if not isinstance(init, (tuple, list)) or len(init) != 3:
