@@ -5,11 +5,13 @@ One module, numpy only, read top to bottom in the order of the book:
 1. the model and sampling from it;
 2. naive EM, the textbook formulas typed in as they stand (they fail, on purpose);
 3. the log domain: log-sum-exp, Gaussian log-densities through a Cholesky factor, the log E-step;
-4. singular covariances (the RCOND guard) and empty components;
+4. singular covariances: the RCOND test, the seed's guard, and the constrained M-step that
+   clips eigenvalues at tau; empty components;
 5. initialisation: K-means with Forgy initialisation;
-6. whitening and un-whitening;
-7. the painless EM: ``em_steps`` and ``fit``;
-8. a small scikit-learn-style estimator, ``GaussianMixture``.
+6. whitening (feature moments in one pass) and un-whitening;
+7. the painless EM, by sufficient statistics that add: ``block_stats``, ``m_step_stats``,
+   ``em_steps``, ``fit`` and ``fit_stats`` (in memory, out of core, on a cluster);
+8. a scikit-learn estimator, ``GaussianMixture``.
 
 Symbols: ``X`` is the data z (N x d), ``weights`` the mixing weights P(k) = pi_k, ``means`` mu_k,
 ``covariances`` Sigma_k, ``resp`` the responsibilities p(k | z_i) and ``log_resp`` their logs.
@@ -1620,7 +1622,7 @@ def fit_stats(stats_of, n, weights, means, covariances, center, scale, *, max_it
     scale = np.asarray(scale, dtype=np.float64)
     log_jacobian = -n * float(np.sum(np.log(scale)))
     history, last = [], None
-    for state in _em_loop(stats_of, n, *params_as_float(weights, means, covariances),
+    for state in _em_loop(stats_of, n, *_params_as_float(weights, means, covariances),
                           max_iter=max_iter, rel_tol=rel_tol, per_point=per_point,
                           min_variance=min_variance, guard=guard, log_jacobian=log_jacobian):
         if state[0] == "E":
@@ -1633,7 +1635,7 @@ def fit_stats(stats_of, n, weights, means, covariances, center, scale, *, max_it
     return GMMFit(weights, means, covariances, ll, tuple(history), iteration, converged)
 
 
-def params_as_float(weights, means, covariances):
+def _params_as_float(weights, means, covariances):
     """weights, means, covariances as float64 arrays of shapes (K,), (K, d), (K, d, d)."""
     return tuple(np.array(a, dtype=np.float64) for a in (weights, means, covariances))
 
