@@ -1735,7 +1735,8 @@ class GaussianMixture:
         K, the number of components, 1 <= K <= N.
     n_init : int
         Fit from this many starts and keep the one of highest log-likelihood. Start j uses the
-        random generator as start j - 1 left it, so start 1 is the fit with n_init = 1.
+        random generator as start j - 1 left it, so start 1 is the fit with n_init = 1. (With
+        `init` given as parameters, every start is the same run.)
     init : "kmeans", "random" or tuple (weights, means, covariances)
     max_iter : int
     rel_tol : float
