@@ -27,12 +27,26 @@ def clean(nb):
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count
+            cell.outputs = merge_streams(cell.outputs)
             for out in cell.outputs:
                 if "execution_count" in out:
                     out["execution_count"] = count
                 out.get("metadata", {}).pop("execution", None)
     nb.nbformat, nb.nbformat_minor = 4, 4
     return nb
+
+
+def merge_streams(outputs):
+    """One output per run of stdout (or stderr) text: how it is split varies from run to run."""
+    merged = []
+    for out in outputs:
+        if (out.get("output_type") == "stream" and merged
+                and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == out.get("name")):
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
 
 
 def run(path):
