@@ -39,7 +39,7 @@ __all__ = [
     "Moments", "moments", "whiten", "to_em_units", "unwhiten", "whiten_params",
     "EMState", "GMMFit", "SuffStats", "block_stats", "m_step_stats", "sample_rows",
     "em_steps", "fit", "fit_stats",
-    "GaussianMixture",
+    "GaussianMixture", "NotFittedError",
 ]
 
 #: A covariance whose reciprocal condition number is at most this cannot be factorised
@@ -1842,9 +1842,11 @@ class GaussianMixture:
     def fit(self, X, y=None):
         """Fit the mixture to `X` of shape (N, d), best of `n_init` starts; returns self.
 
-        `y` is ignored (scikit-learn passes it).
+        `y` is ignored (scikit-learn passes it). A 2-D `numpy.memmap` is read block by block, as
+        `fit` reads it, never whole.
         """
-        X = _estimator_data(X)
+        if not (isinstance(X, np.memmap) and X.ndim == 2):
+            X = _estimator_data(X)
         n_init = self.n_init
         if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
             raise ValueError(f"n_init must be a positive integer, got {n_init!r}")

@@ -214,3 +214,15 @@ def test_estimator_rejects_bad_parameters(kwargs, match, data):
     X, _, _ = data
     with pytest.raises(ValueError, match=match):
         g.GaussianMixture(**kwargs).fit(X)
+
+
+def test_fit_reads_a_memmap_block_by_block_with_the_same_result(tmp_path):
+    X = np.random.default_rng(5).integers(0, 256, size=(20_000, 3)).astype(np.uint8)
+    path = tmp_path / "pixels.u8"
+    X.tofile(path)
+    on_disk = np.memmap(path, dtype=np.uint8, mode="r", shape=X.shape)
+    a = g.GaussianMixture(3, random_state=0).fit(on_disk)
+    b = g.GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-12)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-12)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-14)
