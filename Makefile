@@ -45,9 +45,12 @@ browser: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
 
-# JupyterLab on the chapters; as root (containers) it needs --allow-root to start.
+# JupyterLab on the chapters; as root (containers) it needs --allow-root to start. Saving a
+# chapter keeps its committed metadata (book/_ext/lab_hooks.py).
 lab: $(STAMP)
-	$(BIN)/jupyter lab book $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python -m jupyterlab book \
+		--ContentsManager.pre_save_hook=book._ext.lab_hooks.keep_metadata \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -143,6 +144,16 @@ def _write_settings(folder):
         path.write_text(json.dumps(values))
 
 
+#: The pre-save hook of `make lab` (book/_ext/lab_hooks.py): saving keeps a chapter's metadata.
+PRE_SAVE_HOOK = "book._ext.lab_hooks.keep_metadata"
+
+
+class LabServer(NamedTuple):
+    url: str
+    token: str
+    root: Path  #: the copy of book/ it serves
+
+
 def _get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status
@@ -150,23 +161,31 @@ def _get(url, timeout=5):
 
 @pytest.fixture(scope="session")
 def lab_server(tmp_path_factory):
-    """JupyterLab on 127.0.0.1 with a token, serving book/; yields (base URL, token).
+    """JupyterLab on 127.0.0.1 with a token, serving a copy of book/; yields a `LabServer`.
 
-    Its configuration, runtime files, workspaces, user settings and checkpoints all live in a
-    temporary folder, so it writes nothing into the repository. Always stopped: the shutdown API,
-    then terminate, then kill.
+    It serves a fresh copy of book/ (a test may save a notebook there), with the pre-save hook
+    `make lab` uses. Its configuration, runtime files, workspaces, user settings and checkpoints
+    all live in a temporary folder, so it writes nothing into the repository. Always stopped: the
+    shutdown API, then terminate, then kill.
     """
     tmp = tmp_path_factory.mktemp("lab")
     for sub in ("config", "runtime", "workspaces", "settings", "checkpoints"):
         (tmp / sub).mkdir()
     _write_settings(tmp / "settings")
+    book = tmp / "book"
+    shutil.copytree(ROOT / "book", book,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     port, token = free_port(), secrets.token_hex(16)
+    # The repository's root on the server's path, for the hook's dotted name (as `make lab`,
+    # which runs from the root).
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"),
-               JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+               JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), PYTHONPATH=path)
     python = ROOT / ".venv" / "bin" / "python"
     command = [str(python if python.exists() else sys.executable), "-m", "jupyterlab",
                "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'book'}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={book}",
+               f"--ContentsManager.pre_save_hook={PRE_SAVE_HOOK}",
                f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
                f"--LabApp.user_settings_dir={tmp / 'settings'}",
                f"--FileCheckpoints.root_dir={tmp / 'checkpoints'}",
@@ -192,7 +211,7 @@ def lab_server(tmp_path_factory):
                 pytest.fail("JupyterLab did not answer within 120 s:\n"
                             f"{(tmp / 'lab.log').read_text()[-3000:]}", pytrace=False)
             time.sleep(0.5)
-        yield url, token
+        yield LabServer(url, token, book)
     finally:
         try:
             request = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
@@ -209,3 +228,4 @@ def lab_server(tmp_path_factory):
                 process.wait(timeout=15)
         log.close()
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        shutil.rmtree(book, ignore_errors=True)

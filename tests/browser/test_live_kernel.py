@@ -33,7 +33,7 @@ def wait_for_new_picture(page, image, old_src, old_pixels):
 
 def test_live_widget_in_jupyterlab(offline_page, lab_server, screenshots):
     start = time.perf_counter()
-    url, token = lab_server
+    url, token = lab_server.url, lab_server.token
     page = offline_page.page
     page.set_default_timeout(60_000)
     page.goto(f"{url}/lab/tree/{NOTEBOOK}?reset&token={token}")
