@@ -52,8 +52,10 @@ lab: $(STAMP)
 		--ContentsManager.pre_save_hook=book._ext.lab_hooks.keep_metadata \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
+# Per-iteration table, a whole photo fit and peak memory; writes benchmarks/results.{json,md}.
+# OpenBLAS picks its own kernel for this run only; the compiled floor needs numba (optional).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_fit.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_fit.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

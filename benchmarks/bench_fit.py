@@ -1,41 +1,80 @@
-"""gmm_core.fit against scikit-learn's GaussianMixture, per EM iteration (`make bench`).
+"""gmm_core against scikit-learn, OpenCV and a compiled floor, side by side (`make bench`).
 
-Every implementation fits the same data from the same starting parameters for the same number
-of iterations (N + 1 E-steps and N M-steps, full covariances, no regularisation, no early stop),
-in alternation, several times; the table gives the median seconds per iteration, the ratio to
-scikit-learn, the final log-likelihood's relative difference from scikit-learn's, and the peak
-memory of our fit (tracemalloc: what `fit` allocates, the data excluded) beside the goal, the
-data plus two N x K float64 arrays.
+Three measurements, in one run, on this machine:
 
-Also timed, where they run: OpenCV's compiled EM (`cv2.ml.EM`, generic covariances, `trainE`
-from the same parameters), and the naive EM of chapter 2 (`naive_e_step` and `m_step`).
+1. **Per EM iteration.** Every implementation fits the same data from the same start: 8-bit
+   RGB-like pixels (N = 10^4, 10^5, 10^6; d = 3; K = 8) and wider data (N = 10^5; d = 16, 64).
+   A fit of n iterations does n M-steps and n + 1 E-steps plus its setup; the time of one
+   iteration is (t(1 + n) - t(1)) / n, the difference of a fit of 1 + n iterations and a fit of
+   1, so that setup, the extra E-step and data checks cancel. The implementations:
+   scikit-learn's `GaussianMixture` (full covariances, reg_covar=0, tol=0, the start given),
+   OpenCV's `cv2.ml.EM` (generic covariances, `trainE` from the start, maxIters = n + 1),
+   `gmm_core.fit` (init given, no early stop) and the floor, a fused compiled EM iteration
+   (`floor.py`, numba; skipped with a message when numba is missing). They run in alternation,
+   several times; the table gives the best (the least disturbed by the rest of the machine)
+   and the median. n is 10, fewer for an implementation whose 1-iteration fit takes seconds
+   (OpenCV), and the log-likelihoods after one iteration are compared with scikit-learn's.
+2. **A whole fit of a photo**: `gmm_core.fit(X, 5)` (defaults) on the 273,280 pixels of
+   scikit-learn's china.jpg, split into preparation (`_Data`), K-means start
+   (`_initial_params`) and EM (`fit_stats`), against `sklearn.mixture.GaussianMixture(5)`
+   (defaults, random_state=0), with both log-likelihoods.
+3. **Peak extra memory** of `gmm_core.fit(X, 8)` (defaults) at N = 10^6, d = 3, in a fresh
+   process: what it allocates (tracemalloc) and its resident-memory peak above the loaded data.
 
-Usage: python benchmarks/bench_fit.py [--quick] [--iterations N] [--repeats R]
+The results go to `benchmarks/results.json` (what chapter 11 reads) and `benchmarks/results.md`
+(the printed report), with the machine: cores, CPU, BLAS kernel and threads (threadpoolctl).
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from this process's environment (it restarts
+itself without them) so that OpenBLAS picks its own kernel.
 
-Chapter 11 imports `benchmark` and `format_table` from here for a small run.
+Usage: python benchmarks/bench_fit.py [--quick] [--repeats R] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import platform
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-import gmm_core
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-#: (N, d, K): RGB-like data at three sizes, and 50 features.
-SIZES = [(10_000, 3, 8), (100_000, 3, 8), (1_000_000, 3, 8), (100_000, 50, 8)]
-#: A run of a few seconds (`--quick`, chapter 11).
-QUICK_SIZES = [(3_000, 3, 8), (30_000, 3, 8), (10_000, 20, 8)]
+import gmm_core  # noqa: E402
+
+#: (N, d, K) of the per-iteration table.
+SIZES = [(10_000, 3, 8), (100_000, 3, 8), (1_000_000, 3, 8), (100_000, 16, 8),
+         (100_000, 64, 8)]
+#: A run of about a minute (`--quick`).
+QUICK_SIZES = [(10_000, 3, 8), (100_000, 3, 8), (20_000, 16, 8)]
 #: Environment variables that select a slower OpenBLAS kernel on some machines.
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 #: rel_tol for "never stop early": EM stops only if the log-likelihood does not grow at all.
 NO_EARLY_STOP = 1e-300
+#: Iterations timed per fit (the n of t(1 + n) - t(1)), at most ...
+N_ITER = 10
+#: ... and fewer when a fit of 1 iteration takes longer than this (seconds): n ~ this / t(1).
+SECONDS_PER_FIT = 4.0
+#: An implementation is repeated at most REPEATS times per size, and fewer when one pair of
+#: fits takes more than this share of the time (seconds).
+SECONDS_PER_SIZE = 30.0
+REPEATS = 3
+#: The photo of the end-to-end row, and its number of components.
+PHOTO, PHOTO_K = "china.jpg", 5
+#: The size of the memory measurement.
+MEMORY_SIZE = (1_000_000, 3, 8)
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE / "results.md"
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,8 +105,16 @@ def start_params(X, k, seed=1):
     return gmm_core.init_random(X, k, np.random.default_rng(seed))
 
 
+def photo_pixels(name=PHOTO):
+    """The pixels of one of scikit-learn's sample images, as an (N, 3) float64 array."""
+    from sklearn.datasets import load_sample_image
+
+    image = load_sample_image(name)
+    return image.reshape(-1, 3).astype(np.float64)
+
+
 # --------------------------------------------------------------------------------------------
-# One fit of each implementation: (seconds, final log-likelihood) or a failure message
+# One fit of each implementation: (seconds, final log-likelihood) or a message saying why not
 # --------------------------------------------------------------------------------------------
 
 def run_ours(X, start, n_iter):
@@ -76,7 +123,7 @@ def run_ours(X, start, n_iter):
     result = gmm_core.fit(X, len(start[0]), init=start, max_iter=n_iter, rel_tol=NO_EARLY_STOP)
     seconds = time.perf_counter() - t0
     if result.n_iter != n_iter:
-        return f"stopped after {result.n_iter} iterations"
+        return f"gmm_core stopped after {result.n_iter} iterations"
     return seconds, result.log_likelihood
 
 
@@ -96,25 +143,28 @@ def run_sklearn(X, start, n_iter):
         try:
             model.fit(X)
         except ValueError as exc:
-            return f"{type(exc).__name__}: {str(exc)[:60]}"
+            return f"scikit-learn: {type(exc).__name__}: {str(exc)[:60]}"
         seconds = time.perf_counter() - t0
     return seconds, float(model.score(X)) * X.shape[0]
 
 
 def opencv_em():
-    """OpenCV's EM class, or a message saying why it is not there."""
+    """OpenCV (with its ml module), or a message saying why it is not there."""
     try:
         import cv2
     except ImportError:
-        return None, "cv2 is not installed"
+        return None, "OpenCV: cv2 is not installed"
     if not hasattr(cv2, "ml"):
-        return None, (f"cv2 {cv2.__version__} has no ml module (OpenCV 5 moved it to "
+        return None, (f"OpenCV: cv2 {cv2.__version__} has no ml module (OpenCV 5 has it in "
                       "opencv-contrib-python-headless)")
     return cv2, ""
 
 
 def run_opencv(X, start, n_iter):
-    """OpenCV's cv2.ml.EM: generic covariances, trainE from the same start, n_iter iterations."""
+    """OpenCV's cv2.ml.EM: generic covariances, trainE from the same start.
+
+    Its loop is E, then (M, E) repeated: n M-steps is maxIters = n + 1.
+    """
     cv2, why = opencv_em()
     if cv2 is None:
         return why
@@ -122,101 +172,102 @@ def run_opencv(X, start, n_iter):
     em = cv2.ml.EM_create()
     em.setClustersNumber(len(weights))
     em.setCovarianceMatrixType(cv2.ml.EM_COV_MAT_GENERIC)
-    em.setTermCriteria((cv2.TERM_CRITERIA_COUNT, n_iter, 0.0))
+    em.setTermCriteria((cv2.TERM_CRITERIA_COUNT, n_iter + 1, 0.0))
     t0 = time.perf_counter()
     try:
-        _, log_likelihoods, _, _ = em.trainE(X, means, list(covariances),
+        _, log_likelihoods, _, _ = em.trainE(X, means, cv2.Mat(covariances, wrap_channels=False),
                                              weights.reshape(1, -1))
     except cv2.error as exc:
-        return f"cv2.error: {str(exc).strip().splitlines()[-1][:60]}"
+        return f"OpenCV: cv2.error: {str(exc).strip().splitlines()[-1][:60]}"
     seconds = time.perf_counter() - t0
     return seconds, float(np.sum(log_likelihoods))
 
 
-def run_naive(X, start, n_iter):
-    """The naive EM of chapter 2 (naive_e_step, m_step), the same E- and M-steps.
-
-    Its likelihood, a product over points, is 0.0 at every size here, so `naive_em` would
-    stop after one iteration: the loop is typed out. It fails where a responsibility is nan
-    or a matrix singular; its final log-likelihood is evaluated in the log domain (untimed).
-    """
-    weights, means, covariances = start
-    t0 = time.perf_counter()
-    with np.errstate(all="ignore"):
-        try:
-            resp = gmm_core.naive_e_step(X, weights, means, covariances)
-            for _ in range(n_iter):
-                if not np.all(np.isfinite(resp)):
-                    return "nan responsibilities"
-                weights, means, covariances = gmm_core.m_step(X, resp)
-                resp = gmm_core.naive_e_step(X, weights, means, covariances)
-        except np.linalg.LinAlgError as exc:
-            return f"LinAlgError: {exc}"
-    seconds = time.perf_counter() - t0
-    if not np.all(np.isfinite(resp)):
-        return "nan responsibilities"
-    return seconds, float(gmm_core.log_e_step(X, weights, means, covariances)[1].sum())
-
-
-IMPLEMENTATIONS = {"ours": run_ours, "sklearn": run_sklearn, "opencv": run_opencv,
-                   "naive": run_naive}
-
-
-def peak_memory(X, start, n_iter=2):
-    """The peak of what gmm_core.fit allocates (tracemalloc), in bytes; X itself excluded."""
-    tracemalloc.start()
+def compiled_floor():
+    """The floor module (numba), or a message saying why it is not there."""
     try:
-        gmm_core.fit(X, len(start[0]), init=start, max_iter=n_iter, rel_tol=NO_EARLY_STOP)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+        import floor
+    except ImportError as exc:
+        return None, (f"floor: skipped, {exc} (pip install numba to measure the compiled "
+                      "floor; it is not a dependency of the book)")
+    return floor, ""
+
+
+def run_floor(X, start, n_iter):
+    """The fused compiled EM iteration of floor.py, exactly `n_iter` iterations."""
+    floor, why = compiled_floor()
+    if floor is None:
+        return why
+    t0 = time.perf_counter()
+    log_likelihood = floor.fit(X, *start, n_iter)
+    return time.perf_counter() - t0, log_likelihood
+
+
+IMPLEMENTATIONS = {"sklearn": run_sklearn, "opencv": run_opencv, "ours": run_ours,
+                   "floor": run_floor}
+LABELS = {"sklearn": "scikit-learn", "opencv": "OpenCV cv2.ml.EM", "ours": "gmm_core",
+          "floor": "compiled floor"}
 
 
 # --------------------------------------------------------------------------------------------
-# The benchmark and its table
+# 1. Per EM iteration
 # --------------------------------------------------------------------------------------------
 
-def benchmark(sizes=QUICK_SIZES, n_iter=5, repeats=3, implementations=tuple(IMPLEMENTATIONS),
-              memory=True, progress=None):
-    """Time every implementation on every size; one dict per size.
+def per_iteration(sizes=SIZES, implementations=tuple(IMPLEMENTATIONS), repeats=REPEATS,
+                  progress=None):
+    """Seconds per EM iteration of every implementation at every size; one dict per size.
 
-    The implementations run in alternation (a different order in each repetition), so a
-    slow moment of the machine does not fall on one of them only. An implementation that
-    fails is tried once and keeps its message.
+    For each implementation: a fit of 1 iteration, then n (at most `N_ITER`, fewer when that
+    fit takes seconds), and pairs of fits of 1 and 1 + n iterations, in alternation with the
+    other implementations (a different order in each repetition). An implementation that fails
+    keeps its message.
 
     Returns
     -------
     rows : list of dict
-        n, d, k, n_iter; for each implementation name, "<name>_s" (median seconds per
-        iteration, or None), "<name>_ll" (final log-likelihood) and "<name>_error" (a message
-        or None); "peak_bytes" and "budget_bytes" (the data plus two N x K float64 arrays).
+        n, d, k and, for each implementation name: "<name>_s" (best seconds per iteration),
+        "<name>_median_s", "<name>_runs" (every per-iteration estimate), "<name>_n_iter" (n),
+        "<name>_ll1" (log-likelihood after 1 iteration), "<name>_error" (a message or None).
     """
     rows = []
     for n, d, k in sizes:
         X = make_data(n, d, k)
         start = start_params(X, k)
-        row = {"n": n, "d": d, "k": k, "n_iter": n_iter}
-        times = {name: [] for name in implementations}
+        row = {"n": n, "d": d, "k": k}
+        lo, hi, count, reps = {}, {}, {}, {}
         for name in implementations:
-            row[f"{name}_s"] = row[f"{name}_ll"] = row[f"{name}_error"] = None
+            row[f"{name}_error"] = None
+            outcome = IMPLEMENTATIONS[name](X, start, 1)       # a first fit: warm, and cost
+            if isinstance(outcome, str):
+                row[f"{name}_error"] = outcome
+                continue
+            row[f"{name}_ll1"] = outcome[1]
+            count[name] = int(np.clip(SECONDS_PER_FIT // outcome[0], 1, N_ITER))
+            pair = outcome[0] * (2 + count[name])
+            reps[name] = int(np.clip(SECONDS_PER_SIZE // pair, 1, repeats))
+            # a slow first fit is a fair sample of t(1): keep it rather than run it again
+            lo[name], hi[name] = ([outcome[0]] if outcome[0] > 1.0 else []), []
         for rep in range(repeats):
-            order = list(implementations)
-            shift = rep % len(order)
+            order = [name for name in implementations if name in lo and rep < reps[name]]
+            shift = rep % max(len(order), 1)
             for name in order[shift:] + order[:shift]:
-                if row[f"{name}_error"] is not None:
-                    continue
-                outcome = IMPLEMENTATIONS[name](X, start, n_iter)
-                if isinstance(outcome, str):
-                    row[f"{name}_error"] = outcome
-                    continue
-                times[name].append(outcome[0] / n_iter)
-                row[f"{name}_ll"] = outcome[1]
-        for name in implementations:
-            if times[name] and row[f"{name}_error"] is None:
-                row[f"{name}_s"] = float(np.median(times[name]))
-        if memory:
-            row["peak_bytes"] = peak_memory(X, start)
-            row["budget_bytes"] = X.nbytes + 2 * n * k * 8
+                fits = [(1, lo)] * (len(lo[name]) <= rep) + [(1 + count[name], hi)]
+                for m, store in fits[::1 - 2 * (rep % 2)]:
+                    outcome = IMPLEMENTATIONS[name](X, start, m)
+                    if isinstance(outcome, str):
+                        row[f"{name}_error"] = outcome
+                        break
+                    store[name].append(outcome[0])
+                    if m > 1:
+                        row[f"{name}_ll"] = outcome[1]
+        for name in lo:
+            if row[f"{name}_error"] is not None or not hi[name]:
+                continue
+            runs = [(b - a) / count[name] for a, b in zip(lo[name], hi[name])]
+            row[f"{name}_runs"] = runs
+            row[f"{name}_s"] = (min(hi[name]) - min(lo[name])) / count[name]
+            row[f"{name}_median_s"] = statistics.median(runs)
+            row[f"{name}_n_iter"] = count[name]
         rows.append(row)
         if progress:
             progress(row)
@@ -230,107 +281,354 @@ def relative_difference(a, b):
     return abs(a - b) / abs(b)
 
 
-def _seconds(value, error):
-    if error is not None:
-        return "fails" if "nan" in error or "Error" in error else "n/a"
-    return "" if value is None else f"{value:.4f}"
+def _ms(value):
+    if value is None:
+        return "-"
+    return f"{1e3 * value:,.0f}" if value >= 0.1 else f"{1e3 * value:.2f}"
 
 
-def format_table(rows):
-    """The table as text: one line per size, then a line per failure message."""
-    has = {name: any(f"{name}_s" in r for r in rows) for name in IMPLEMENTATIONS}
-    header = ["N", "K", "d", "ours s/it", "sklearn s/it", "ours/sklearn"]
-    header += ["opencv s/it"] * has["opencv"] + ["naive s/it"] * has["naive"]
-    header += ["|dL|/|L|"]
-    memory = any("peak_bytes" in r for r in rows)
-    header += ["ours peak MB", "data+2NK MB"] * memory
-    lines = [header]
-    notes = []
+def format_table(rows, implementations=tuple(IMPLEMENTATIONS)):
+    """The per-iteration table as text: ms per iteration (best of the repetitions, median in
+    parentheses), each implementation's time as a multiple of scikit-learn's, gmm_core's as a
+    multiple of the floor's, and the largest |dL|/|L| after one iteration against
+    scikit-learn; then the messages of implementations that did not run."""
+    shown = [name for name in implementations if any(f"{name}_s" in r for r in rows)]
+    header = ["N", "d", "K"] + [f"{name} ms/it" for name in shown]
+    header += [f"{name}/sklearn" for name in shown if name != "sklearn"]
+    header += ["ours/floor"] * ("floor" in shown and "ours" in shown) + ["|dL|/|L|"]
+    lines, notes = [header], []
     for r in rows:
-        ratio = (r["ours_s"] / r["sklearn_s"]
-                 if r.get("ours_s") and r.get("sklearn_s") else None)
-        line = [f"{r['n']:,}", str(r["k"]), str(r["d"]),
-                _seconds(r.get("ours_s"), r.get("ours_error")),
-                _seconds(r.get("sklearn_s"), r.get("sklearn_error")),
-                "" if ratio is None else f"{ratio:.3f}"]
-        for name in ("opencv", "naive"):
-            if has[name]:
-                line.append(_seconds(r.get(f"{name}_s"), r.get(f"{name}_error")))
-        diff = relative_difference(r.get("ours_ll"), r.get("sklearn_ll"))
-        line.append("" if diff is None else f"{diff:.1e}")
-        if memory:
-            line += [f"{r['peak_bytes'] / 1e6:.0f}", f"{r['budget_bytes'] / 1e6:.0f}"]
+        line = [f"{r['n']:,}", str(r["d"]), str(r["k"])]
+        for name in shown:
+            best, median = r.get(f"{name}_s"), r.get(f"{name}_median_s")
+            cell = _ms(best) if median is None else f"{_ms(best)} ({_ms(median)})"
+            if r.get(f"{name}_n_iter") and r[f"{name}_n_iter"] < N_ITER:
+                cell += f" n={r[f'{name}_n_iter']}"
+            line.append(cell)
+        base = r.get("sklearn_s")
+        for name in shown:
+            if name != "sklearn":
+                value = r.get(f"{name}_s")
+                line.append("-" if not (value and base) else f"{value / base:.3f}")
+        if "floor" in shown and "ours" in shown:
+            ours, fl = r.get("ours_s"), r.get("floor_s")
+            line.append("-" if not (ours and fl) else f"{ours / fl:.2f}")
+        diffs = [relative_difference(r.get(f"{name}_ll1"), r.get("sklearn_ll1"))
+                 for name in shown if name != "sklearn"]
+        diffs = [x for x in diffs if x is not None]
+        line.append(f"{max(diffs):.0e}" if diffs else "-")
         lines.append(line)
-        for name in IMPLEMENTATIONS:
+        for name in implementations:
             error = r.get(f"{name}_error")
             if error and error not in notes:
                 notes.append(error)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return _columns(lines) + "".join(f"\n  {note}" for note in notes)
+
+
+def _columns(lines):
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
-    text += [f"  {note}" for note in notes]
     return "\n".join(text)
 
 
-def environment():
-    """Cores, the BLAS kernel and its threads (threadpoolctl), and the BLAS variables."""
-    lines = [f"cores: {os.cpu_count()}", f"numpy {np.__version__}"]
+# --------------------------------------------------------------------------------------------
+# 2. A whole fit of a photo
+# --------------------------------------------------------------------------------------------
+
+def fit_in_parts(X, k, rng=0):
+    """gmm_core.fit(X, k) (defaults), timed in its three parts.
+
+    Returns
+    -------
+    dict with prepare_s (`_Data`: checks, moments, the whitened copy), kmeans_s
+    (`_initial_params`: the K-means start), em_s (`fit_stats`), total_s, n_iter,
+    log_likelihood.
+    """
+    t0 = time.perf_counter()
+    data = gmm_core._Data(X, whiten=True)
+    t1 = time.perf_counter()
+    start = gmm_core._initial_params(data, k, "kmeans", np.random.default_rng(rng),
+                                     gmm_core.MIN_VARIANCE)
+    t2 = time.perf_counter()
+    result = gmm_core.fit_stats(data.stats, data.n, *start, data.center, data.scale)
+    t3 = time.perf_counter()
+    return {"prepare_s": t1 - t0, "kmeans_s": t2 - t1, "em_s": t3 - t2, "total_s": t3 - t0,
+            "n_iter": result.n_iter, "log_likelihood": result.log_likelihood}
+
+
+def fit_whole(X, k):
+    """gmm_core.fit(X, k) with every default, timed as one call."""
+    t0 = time.perf_counter()
+    result = gmm_core.fit(X, k)
+    return {"total_s": time.perf_counter() - t0, "n_iter": result.n_iter,
+            "log_likelihood": result.log_likelihood}
+
+
+def fit_sklearn(X, k):
+    """sklearn.mixture.GaussianMixture(k).fit(X): defaults, random_state=0 (reproducible)."""
+    from sklearn.mixture import GaussianMixture
+
+    model = GaussianMixture(k, random_state=0)
+    t0 = time.perf_counter()
+    model.fit(X)
+    seconds = time.perf_counter() - t0
+    return {"total_s": seconds, "n_iter": int(model.n_iter_),
+            "log_likelihood": float(model.score(X)) * X.shape[0],
+            "converged": bool(model.converged_)}
+
+
+def photo(repeats=REPEATS, name=PHOTO, k=PHOTO_K):
+    """The end-to-end row: gmm_core's parts and whole fit against scikit-learn's, in
+    alternation; best and median of `repeats` runs of each."""
+    X = photo_pixels(name)
+    runs = {"parts": [], "ours": [], "sklearn": []}
+    makers = {"parts": fit_in_parts, "ours": fit_whole, "sklearn": fit_sklearn}
+    for rep in range(repeats):
+        order = list(makers)[rep % 3:] + list(makers)[:rep % 3]
+        for key in order:
+            runs[key].append(makers[key](X, k))
+    summary = {"image": name, "n": X.shape[0], "d": X.shape[1], "k": k}
+    for key, results in runs.items():
+        for field in results[0]:
+            values = [r[field] for r in results]
+            if field.endswith("_s"):
+                summary[f"{key}_{field}"] = min(values)
+                summary[f"{key}_{field}_median"] = statistics.median(values)
+                summary[f"{key}_{field}_runs"] = values
+            else:
+                summary[f"{key}_{field}"] = values[0]
+    return summary
+
+
+def format_photo(p):
+    lines = [
+        [f"{p['image']}: N = {p['n']:,}, d = {p['d']}, K = {p['k']}", "best s", "median s",
+         "iterations", "log-likelihood"],
+        ["gmm_core: prepare (_Data)", f"{p['parts_prepare_s']:.3f}",
+         f"{p['parts_prepare_s_median']:.3f}", "", ""],
+        ["gmm_core: K-means start", f"{p['parts_kmeans_s']:.3f}",
+         f"{p['parts_kmeans_s_median']:.3f}", "", ""],
+        ["gmm_core: EM (fit_stats)", f"{p['parts_em_s']:.3f}", f"{p['parts_em_s_median']:.3f}",
+         str(p["parts_n_iter"]), f"{p['parts_log_likelihood']:,.2f}"],
+        ["gmm_core.fit, total", f"{p['ours_total_s']:.3f}", f"{p['ours_total_s_median']:.3f}",
+         str(p["ours_n_iter"]), f"{p['ours_log_likelihood']:,.2f}"],
+        ["scikit-learn GaussianMixture.fit", f"{p['sklearn_total_s']:.3f}",
+         f"{p['sklearn_total_s_median']:.3f}", str(p["sklearn_n_iter"]),
+         f"{p['sklearn_log_likelihood']:,.2f}"],
+    ]
+    return _columns(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Peak memory, in a fresh process
+# --------------------------------------------------------------------------------------------
+
+_MEMORY_SCRIPT = """
+import json, resource, sys, tracemalloc
+import numpy as np
+sys.path.insert(0, {root!r})
+import gmm_core
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+X = np.load({path!r})
+gmm_core.fit(X[:5000], {k})                        # the thread pool and imports, once
+base = rss()
+gmm_core.fit(X, {k})
+peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+tracemalloc.start()
+gmm_core.fit(X, {k})
+peak_traced = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+print(json.dumps({{"rss_bytes": peak_rss, "traced_bytes": peak_traced, "x_bytes": X.nbytes}}))
+"""
+
+
+def peak_memory(size=MEMORY_SIZE):
+    """Peak extra memory of gmm_core.fit(X, k) (defaults), X excluded, in a fresh process.
+
+    rss_bytes: the resident-memory peak above what the process held after loading X (Linux);
+    traced_bytes: the peak of what fit allocates (tracemalloc sees numpy's allocations).
+    """
+    n, d, k = size
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "X.npy")
+        np.save(path, make_data(n, d, k))
+        script = _MEMORY_SCRIPT.format(root=str(HERE.parent), path=path, k=k)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(n=n, d=d, k=k)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The machine, the goals, the report
+# --------------------------------------------------------------------------------------------
+
+def machine():
+    """Cores, CPU, library versions, the BLAS kernel and its threads, the load."""
+    info = {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "numpy": np.__version__}
     try:
-        import sklearn
-        lines.append(f"scikit-learn {sklearn.__version__}")
-    except ImportError:
-        lines.append("scikit-learn: not installed")
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines()
+                           if line.startswith("model name"))
+        flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
+        info["simd"] = " ".join(f for f in ("avx", "avx2", "fma", "avx512f") if f in flags)
+    except (OSError, StopIteration):
+        pass
+    for module in ("sklearn", "cv2", "numba"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            info[module] = None
     try:
         from threadpoolctl import threadpool_info
-        for info in threadpool_info():
-            if info.get("user_api") == "blas":
-                lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')}, kernel "
-                             f"{info.get('architecture')}, {info.get('num_threads')} threads "
-                             f"({os.path.basename(info.get('filepath', ''))})")
+
+        info["blas"] = [
+            {"api": i.get("internal_api"), "version": i.get("version"),
+             "kernel": i.get("architecture"), "threads": i.get("num_threads"),
+             "library": os.path.basename(i.get("filepath", "")),
+             "of": next((p for p in ("numpy", "scipy", "opencv")
+                         if f"/{p}" in i.get("filepath", "")), "?")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
     except ImportError:
-        lines.append("BLAS: threadpoolctl not installed")
-    for name in BLAS_VARIABLES:
-        lines.append(f"{name}: {os.environ.get(name, 'unset')}")
-    lines.append(load_average())
-    return "\n".join(lines)
+        info["blas"] = None
+    info["blas_variables"] = {name: os.environ.get(name) for name in BLAS_VARIABLES}
+    info["load_average"] = load_average()
+    return info
 
 
 def load_average():
-    """The machine's load (other processes slow every timing down), where the OS tells it."""
     try:
-        one, five, fifteen = os.getloadavg()
+        return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
-        return "load average: unknown"
-    return f"load average: {one:.2f} (1 min), {five:.2f} (5 min), {fifteen:.2f} (15 min)"
+        return None
+
+
+def format_machine(info):
+    blas = "; ".join(f"{b['of']}'s {b['api']} {b['version']} kernel {b['kernel']}, "
+                     f"{b['threads']} threads" for b in info.get("blas") or []) or "unknown"
+    unset = ", ".join(f"{k}={v}" if v else f"{k} unset"
+                      for k, v in info["blas_variables"].items())
+    return "\n".join([
+        f"machine: {info['cores']} cores, {info['cpu']} ({info.get('simd', '')})",
+        f"BLAS: {blas} ({unset})",
+        f"python {info['python']}, numpy {info['numpy']}, scikit-learn {info['sklearn']}, "
+        f"OpenCV {info['cv2']}, numba {info['numba'] or 'not installed'}",
+        f"load average at start: {info['load_average']}"])
+
+
+def goals(rows, photo_row, memory):
+    """Issue 12's goals, each with its measured value and whether it is met."""
+    out = []
+    big = next((r for r in rows if (r["n"], r["d"]) == (1_000_000, 3)), None)
+    if big and big.get("ours_s") and big.get("floor_s"):
+        ratio = big["ours_s"] / big["floor_s"]
+        out.append({"goal": "per EM iteration at N = 10^6, d = 3, K = 8: gmm_core at most 2x "
+                            "the compiled floor", "value": round(ratio, 2), "met": ratio <= 2})
+    if big and big.get("ours_s") and big.get("sklearn_s"):
+        ratio = big["ours_s"] / big["sklearn_s"]
+        out.append({"goal": "per EM iteration at N = 10^6: about 0.05x scikit-learn",
+                    "value": round(ratio, 3), "met": ratio <= 0.05})
+    if photo_row:
+        ratio = photo_row["ours_total_s"] / photo_row["sklearn_total_s"]
+        out.append({"goal": f"whole fit of {photo_row['image']}, K = {photo_row['k']}: at most "
+                            "0.1x scikit-learn's GaussianMixture(5).fit",
+                    "value": round(ratio, 3), "met": ratio <= 0.1})
+        gain = photo_row["ours_log_likelihood"] - photo_row["sklearn_log_likelihood"]
+        out.append({"goal": "... with a log-likelihood at least as high",
+                    "value": round(gain, 2), "met": gain >= 0})
+        ratio = photo_row["parts_kmeans_s"] / photo_row["parts_em_s"]
+        out.append({"goal": "... and the K-means start no longer than the EM after it",
+                    "value": round(ratio, 3), "met": ratio <= 1})
+    if memory:
+        mb = max(memory["rss_bytes"], memory["traced_bytes"]) / 1e6
+        out.append({"goal": "peak extra memory of fit at N = 10^6, d = 3, K = 8 under 64 MB",
+                    "value": round(mb, 1), "met": mb < 64})
+    ratios = [r["ours_s"] / r["sklearn_s"] for r in rows if r.get("ours_s") and r.get("sklearn_s")]
+    if ratios:
+        out.append({"goal": "faster than scikit-learn at every size of the table",
+                    "value": round(max(ratios), 3), "met": max(ratios) < 1})
+    measured = any(r.get("opencv_s") for r in rows)
+    out.append({"goal": "cv2.ml.EM measured", "value": measured, "met": measured})
+    return out
+
+
+def format_goals(items):
+    return "\n".join(f"  [{'met' if g['met'] else 'NOT met'}] {g['goal']}: {g['value']}"
+                     for g in items)
 
 
 def _progress(row):
-    seconds = ", ".join(f"{name} {row[f'{name}_s']:.4f} s/it" for name in IMPLEMENTATIONS
-                        if row.get(f"{name}_s") is not None)
-    print(f"  N = {row['n']:,}, d = {row['d']}: {seconds}", flush=True)
+    cells = ", ".join(f"{name} {_ms(row.get(f'{name}_s'))} ms" for name in IMPLEMENTATIONS
+                      if row.get(f"{name}_s") is not None)
+    print(f"  N = {row['n']:,}, d = {row['d']}: {cells}", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="EM iterations per fit (10, or 5 with --quick)")
-    parser.add_argument("--repeats", type=int, default=3, help="fits per implementation")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="fits per implementation")
+    parser.add_argument("--no-write", action="store_true", help="do not write results.*")
     args = parser.parse_args(argv)
+    began = time.perf_counter()
+    info = machine()
+    print(format_machine(info), flush=True)
+    floor, why = compiled_floor()
+    if floor is None:
+        print(why, flush=True)
+    else:
+        t0 = time.perf_counter()
+        floor.warm_up()
+        print(f"floor: numba kernel compiled in {time.perf_counter() - t0:.1f} s", flush=True)
     sizes = QUICK_SIZES if args.quick else SIZES
-    n_iter = args.iterations or (5 if args.quick else 10)
-    print(environment())
-    print(f"{n_iter} iterations per fit, {args.repeats} fits each, in alternation\n",
+    print(f"\n1. Per EM iteration: (t(1 + n) - t(1)) / n, n = {N_ITER} unless shown; best of up "
+          f"to {args.repeats} (median)", flush=True)
+    rows = per_iteration(sizes, repeats=args.repeats, progress=_progress)
+    table = format_table(rows)
+    print("\n" + table + "\n", flush=True)
+    print("2. A whole fit of a photo (defaults), in alternation", flush=True)
+    photo_row = photo(repeats=args.repeats)
+    photo_text = format_photo(photo_row)
+    print(photo_text + "\n", flush=True)
+    print("3. Peak extra memory of gmm_core.fit(X, 8) at N = 10^6, d = 3 (fresh process)",
           flush=True)
-    rows = benchmark(sizes, n_iter=n_iter, repeats=args.repeats, progress=_progress)
-    print(f"\n{load_average()}\n")
-    print(format_table(rows))
+    memory = None if args.quick else peak_memory()
+    memory_text = ("  skipped (--quick)" if memory is None else
+                   f"  resident {memory['rss_bytes'] / 1e6:.1f} MB, allocated (tracemalloc) "
+                   f"{memory['traced_bytes'] / 1e6:.1f} MB; X itself is "
+                   f"{memory['x_bytes'] / 1e6:.0f} MB")
+    print(memory_text + "\n", flush=True)
+    goal_items = goals(rows, photo_row, memory)
+    goal_text = format_goals(goal_items)
+    print("Issue 12's goals\n" + goal_text, flush=True)
+    info["load_average_end"] = load_average()
+    info["seconds"] = round(time.perf_counter() - began, 1)
+    tail = f"load average at the end: {info['load_average_end']}; {info['seconds']} s in all"
+    print(tail)
+    if not args.no_write and not args.quick:
+        results = {"date": datetime.date.today().isoformat(), "machine": info,
+                   "per_iteration": rows, "photo": photo_row, "memory": memory,
+                   "goals": goal_items}
+        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        report = "\n\n".join([format_machine(info), table, photo_text, memory_text,
+                              "Issue 12's goals\n" + goal_text, tail])
+        RESULTS_MD.write_text("# `make bench` results\n\nWritten by `benchmarks/bench_fit.py` "
+                              f"on {results['date']}.\n\n```text\n{report}\n```\n")
+        print(f"wrote {RESULTS_JSON.relative_to(HERE.parent)} and "
+              f"{RESULTS_MD.relative_to(HERE.parent)}")
     return rows
 
 
 if __name__ == "__main__":
     # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE can pick a slower kernel: run without them (this
-    # process only, before numpy's BLAS is loaded... which it is already, so start again).
+    # process only; numpy's BLAS is already loaded, so start again without them).
     if any(name in os.environ for name in BLAS_VARIABLES):
         env = {key: value for key, value in os.environ.items() if key not in BLAS_VARIABLES}
         print(f"restarting without {', '.join(BLAS_VARIABLES)}", flush=True)

@@ -1,0 +1,177 @@
+"""A compiled floor for one EM iteration: the fused block E-step of `gmm_core`, in numba.
+
+Per block of rows, on every core (`numba.prange`): the log-densities from the Cholesky factors,
+the log-sum-exp, the responsibilities and the sufficient statistics N_k, sum_i p_ki z_i and
+sum_i p_ki z_i z_i^T and the block's log-likelihood, while the block is in cache; the N x K
+responsibilities are never stored. The block statistics are summed in a fixed order and the
+M-step is `gmm_core.m_step_stats` (the same guarded M-step as `fit`), so the floor computes what
+`gmm_core.fit` computes, only compiled: its time is what numpy's overheads leave on the table.
+
+Benchmark only: numba is not a dependency of the book or of `gmm_core`. Import fails with
+ImportError when numba is missing (`bench_fit` then skips the column and says why).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+import gmm_core
+
+#: Rows per block of the compiled E-step (its per-block work space is B x K floats).
+FLOOR_BLOCK = 4096
+#: Up to this many features the kernel is scalar loops on every core; above, BLAS products.
+SMALL_D = 8
+
+
+@numba.njit(parallel=True, cache=True)  # cached in benchmarks/__pycache__
+def _fused_small(Z, rows, shift, log_norm, block, exp_floor):
+    """Small d: per block, on every core, scalar loops only; the statistics per block.
+
+    rows is (d, K d): column k d + j is column j of P_k / sqrt 2; shift (K d) is
+    mu_k^T P_k / sqrt 2, so entry k d + j of z_i^T rows - shift is (P_k^T (z_i - mu_k))_j / sqrt 2
+    and the sum of their squares over j is half the quadratic form of component k.
+    """
+    n, d = Z.shape
+    k = log_norm.shape[0]
+    n_blocks = (n + block - 1) // block
+    nk = np.zeros((n_blocks, k))
+    sum_z = np.zeros((n_blocks, k, d))
+    sum_zz = np.zeros((n_blocks, k, d, d))
+    ll = np.zeros(n_blocks)
+    for b in numba.prange(n_blocks):
+        y = np.empty(k * d)
+        p = np.empty(k)
+        block_ll = 0.0
+        for i in range(b * block, min(n, (b + 1) * block)):
+            for c in range(k * d):
+                acc = -shift[c]
+                for a in range(d):
+                    acc += Z[i, a] * rows[a, c]
+                y[c] = acc
+            top = -np.inf
+            for j in range(k):
+                q = 0.0
+                for a in range(d):
+                    q += y[j * d + a] * y[j * d + a]
+                p[j] = log_norm[j] - q                      # w_ki = l(z_i | k) + log P(k)
+                top = max(top, p[j])
+            total = 0.0
+            for j in range(k):
+                p[j] = math.exp(max(p[j] - top, exp_floor))
+                total += p[j]
+            block_ll += top + math.log(total)
+            inv = 1.0 / total
+            for j in range(k):
+                pij = p[j] * inv                            # p_ki
+                nk[b, j] += pij
+                for a in range(d):
+                    pa = pij * Z[i, a]
+                    sum_z[b, j, a] += pa
+                    for c in range(a, d):
+                        sum_zz[b, j, a, c] += pa * Z[i, c]
+        ll[b] = block_ll
+        for j in range(k):
+            for a in range(d):
+                for c in range(a + 1, d):
+                    sum_zz[b, j, c, a] = sum_zz[b, j, a, c]
+    return nk, sum_z, sum_zz, ll
+
+
+@numba.njit(cache=True)
+def _fused_blas(Z, rows, shift, log_norm, block, exp_floor):
+    """Larger d: the products by BLAS (on every core itself), block after block; the rest
+    (quadratic forms, log-sum-exp, responsibilities) in compiled loops."""
+    n, d = Z.shape
+    k = log_norm.shape[0]
+    n_blocks = (n + block - 1) // block
+    nk = np.zeros((n_blocks, k))
+    sum_z = np.zeros((n_blocks, k, d))
+    sum_zz = np.zeros((n_blocks, k, d, d))
+    ll = np.zeros(n_blocks)
+    for b in range(n_blocks):
+        Zb = np.ascontiguousarray(Z[b * block:min(n, (b + 1) * block)])
+        m = Zb.shape[0]
+        Y = Zb @ rows                                       # (B, K d)
+        p = np.empty((k, m))
+        block_ll = 0.0
+        for i in range(m):
+            top = -np.inf
+            for j in range(k):
+                q = 0.0
+                for a in range(d):
+                    t = Y[i, j * d + a] - shift[j * d + a]
+                    q += t * t
+                p[j, i] = log_norm[j] - q
+                top = max(top, p[j, i])
+            total = 0.0
+            for j in range(k):
+                p[j, i] = math.exp(max(p[j, i] - top, exp_floor))
+                total += p[j, i]
+            block_ll += top + math.log(total)
+            inv = 1.0 / total
+            for j in range(k):
+                p[j, i] *= inv
+        ll[b] = block_ll
+        sum_z[b] = p @ Zb
+        W = np.empty_like(Zb)
+        for j in range(k):
+            nk[b, j] = p[j].sum()
+            for i in range(m):
+                for a in range(d):
+                    W[i, a] = Zb[i, a] * p[j, i]
+            sum_zz[b, j] = W.T @ Zb
+    return nk, sum_z, sum_zz, ll
+
+
+def _in_order(parts):
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def stats(Z, weights, means, covariances, block=FLOOR_BLOCK):
+    """The `gmm_core.SuffStats` of all rows of Z (EM units), computed by the compiled kernel."""
+    k, d = means.shape
+    prec = gmm_core._precision_cholesky(covariances)                 # P_k = L_k^-T
+    with np.errstate(divide="ignore"):
+        log_norm = (np.log(weights) + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1)
+                    - 0.5 * d * math.log(2 * math.pi))
+    half = prec * math.sqrt(0.5)
+    rows = np.ascontiguousarray(half.transpose(1, 0, 2).reshape(d, k * d))
+    shift = np.einsum("kd,kde->ke", means, half).reshape(k * d)
+    kernel = _fused_small if d <= SMALL_D else _fused_blas
+    nk, sum_z, sum_zz, ll = kernel(Z, rows, shift, log_norm, block, gmm_core.EXP_FLOOR)
+    return gmm_core.SuffStats(Z.shape[0], _in_order(nk), _in_order(sum_z), _in_order(sum_zz),
+                              float(_in_order(ll)))
+
+
+def fit(X, weights, means, covariances, n_iter, *, min_variance=gmm_core.MIN_VARIANCE):
+    """`n_iter` EM iterations (n_iter M-steps, n_iter + 1 E-steps) from the given start.
+
+    The data are whitened as `gmm_core.fit` does; returns the final log-likelihood in X's units.
+    """
+    center, scale = gmm_core.moments(X).scaling(True)
+    Z = np.ascontiguousarray(gmm_core.to_em_units(X, center, scale))
+    weights = np.asarray(weights, dtype=np.float64)
+    means, covariances = gmm_core.whiten_params(means, covariances, center, scale)
+    covariances = np.array(covariances)
+    gmm_core.clip_covariances(covariances, min_variance=min_variance)
+    log_jacobian = -X.shape[0] * float(np.sum(np.log(scale)))
+    for _ in range(n_iter):
+        s = stats(Z, weights, means, covariances)
+        weights, means, covariances, _ = gmm_core.m_step_stats(s, means, covariances,
+                                                               min_variance=min_variance)
+    return stats(Z, weights, means, covariances).log_likelihood + log_jacobian
+
+
+def warm_up():
+    """Compile both paths of the kernel (small d and BLAS) once, outside any timing."""
+    rng = np.random.default_rng(0)
+    for d in (2, 9):
+        X = rng.normal(size=(300, d))
+        start = gmm_core.init_random(X, 2, rng)
+        fit(X, *start, 1)
