@@ -1,9 +1,19 @@
-"""Plot helpers shared by the chapters (matplotlib only; gmm_core stays free of it)."""
+"""Plot helpers shared by the chapters (matplotlib only; gmm_core stays free of it).
+
+Imported in a notebook, it also makes every figure's PNG record the size of its smallest text
+(`smallest_text_px`, as PNG metadata "Smallest text px"): the book's layout test reads it back
+and checks that, at the page's width, no figure's text is smaller than 9 px.
+"""
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
+from matplotlib.text import Text
 
 import gmm_core
+
+#: Source listings (`show_source`) wrap comments and docstrings at this width, as code cells.
+LISTING_WIDTH = 88
 
 #: One colour per component, used in every chapter.
 COLORS = np.array([
@@ -78,17 +88,83 @@ def mixture_density_1d(x, weights, means, variances):
     return comps.sum(axis=1), comps
 
 
-def show_source(*objects):
+def show_source(*objects, width=LISTING_WIDTH):
     """Show the source of gmm_core functions or classes as a highlighted code block.
 
-    Chapters show the module's code this way instead of typing it again.
+    Chapters show the module's code this way instead of typing it again. Comments and docstring
+    lines longer than `width` are wrapped (see `wrap_listing`), so the listing fits the page as
+    the code cells do; the code itself is shown as it is.
     """
     import inspect
 
     from IPython.display import Markdown
 
-    code = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+    code = "\n\n".join(wrap_listing(inspect.getsource(obj).rstrip(), width)
+                       for obj in objects)
     return Markdown(f"```python\n{code}\n```")
+
+
+def wrap_listing(source, width=LISTING_WIDTH):
+    """Python source with its prose wrapped at `width` characters; the code is left alone.
+
+    A comment line, or a docstring line, longer than `width` is split at spaces into lines of
+    the same indentation (a comment keeps its `#` or `#:`); a rule of dashes is cut to `width`.
+    A long line of code with a comment after it becomes the comment on its own line above the
+    code. Nothing else changes, so the result is the same program.
+    """
+    import ast
+    import io
+    import re
+    import textwrap
+    import tokenize
+
+    dedented = textwrap.dedent(source)
+    try:
+        tree = ast.parse(dedented)
+        tokens = list(tokenize.generate_tokens(io.StringIO(dedented).readline))
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    comments = {tok.start[0]: tok.string for tok in tokens if tok.type == tokenize.COMMENT}
+
+    def wrap(text, prefix):
+        return textwrap.wrap(text, width, initial_indent=prefix, subsequent_indent=prefix,
+                             break_long_words=False, break_on_hyphens=False) or [prefix]
+
+    out = []
+    for row, line in enumerate(source.split("\n"), start=1):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[:len(line) - len(line.lstrip())]
+        stripped = line.strip()
+        comment = comments.get(row)
+        if comment is not None and stripped == comment:  # a comment on its own line
+            if re.fullmatch(r"#+:?\s*[-=~]+", stripped):
+                out.append(line[:width])
+            else:
+                marker = re.match(r"#+:?\s?", stripped).group(0)
+                out.extend(wrap(stripped[len(marker):], indent + marker))
+        elif row in docstrings:  # prose
+            quote = re.match(r'[rRuU]?("""|\'\'\')', stripped)
+            if quote:  # the docstring's first line: the quotes stay in front
+                first = wrap(stripped[quote.end():], indent + " " * quote.end())
+                out.append(indent + stripped[:quote.end()] + first[0].lstrip())
+                out.extend(indent + rest.lstrip() for rest in first[1:])
+            else:
+                out.extend(wrap(stripped, indent))
+        elif comment is not None and line.endswith(comment):  # code, then a comment
+            out.extend(wrap(comment.lstrip("#").strip(), indent + "# "))
+            out.append(line[:len(line) - len(comment)].rstrip())
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def animation_html(anim, **kwargs):
@@ -103,5 +179,60 @@ def animation_html(anim, **kwargs):
     from IPython.display import HTML
 
     html = anim.to_jshtml(**kwargs)
-    return HTML(re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "",
-                       html))
+    html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", html)
+    size = smallest_text_px(anim._fig)
+    if size is not None:  # for the layout test, as the figures' PNG metadata
+        html = html.replace('<div class="animation">',
+                            f'<div class="animation" data-smallest-text-px="{size:.2f}">', 1)
+    return HTML(html)
+
+
+def smallest_text_px(fig):
+    """The height in pixels, at the figure's own resolution, of its smallest visible text.
+
+    Font size in points times dpi / 72 (mathtext's sub- and superscripts, smaller still, are not
+    counted). None when the figure has no text.
+    """
+    sizes = [t.get_fontsize() for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.get_alpha() != 0]
+    return min(sizes) * fig.dpi / 72 if sizes else None
+
+
+def _png_with_text_size(fig, **kwargs):
+    """The inline backend's PNG of `fig`, with its smallest text size as PNG metadata."""
+    from IPython.core.pylabtools import print_figure
+
+    size = smallest_text_px(fig)
+    metadata = {"Smallest text px": f"{size:.2f}"} if size is not None else {}
+    return print_figure(fig, fmt="png", base64=True, metadata=metadata, **kwargs)
+
+
+def _record_text_size():
+    """In IPython with the inline backend: figures shown as PNG carry their smallest text size.
+
+    The inline backend sets its PNG formatter once, when it is loaded; it is loaded here first,
+    so the formatter set after it stays.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    import matplotlib
+
+    backend = matplotlib.rcParams._get("backend")
+    if backend not in ("inline", "module://matplotlib_inline.backend_inline"):
+        return
+    import functools
+
+    from matplotlib_inline import backend_inline
+
+    kwargs = dict(backend_inline.InlineBackend.instance().print_figure_kwargs)
+    kwargs.setdefault("bbox_inches", "tight")
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, functools.partial(_png_with_text_size, **kwargs))
+
+
+_record_text_size()

@@ -71,9 +71,17 @@ def add_kernel_notes(app, doctree):
 
 
 def add_static(app):
-    if app.builder.format == "html":
-        app.config.html_static_path.append(str(STATIC))
-        app.add_css_file("book.css")
+    """Copy book.css into the build and link it from every page.
+
+    Copied here, before any page is written, and always: Sphinx 7.4 does not overwrite a file of
+    `html_static_path` that an earlier build left in `_static`, so an edit would not show.
+    """
+    if app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(STATIC / "book.css", target / "book.css")
+    app.add_css_file("book.css")
 
 
 def setup(app):

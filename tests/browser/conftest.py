@@ -72,6 +72,17 @@ def offline_page(browser):
         context.close()
 
 
+@pytest.fixture(scope="module")
+def offline_pages(browser):
+    """A factory of `OfflinePage`s sharing one browser context (1280 x 900), for tests that
+    load many pages; the context is closed after the module."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield lambda: OfflinePage(context)
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
@@ -80,7 +91,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        # Without Playwright's --hide-scrollbars: scroll bars take their place, as a reader's
+        # desktop browser shows them, so a test can see whether a block shows one.
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     ignore_default_args=["--hide-scrollbars"])
         try:
             yield chromium
         finally:
