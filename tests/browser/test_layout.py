@@ -116,7 +116,7 @@ TABLES = ".pst-scrollable-table-container"
 
 
 def smallest_text(book_html, image):
-    """The smallest text (px, at natural size) a figure records, or None."""
+    """The smallest text (px, at natural size) a figure records; None for other pictures."""
     if image["text"]:
         return float(image["text"])
     src = image["src"]
@@ -127,8 +127,12 @@ def smallest_text(book_html, image):
         return None
     data = (book_html / path.lstrip("/")).read_bytes()
     image = Image.open(io.BytesIO(data))
-    value = image.info.get("Smallest text px") if image.format == "PNG" else None
-    return float(value) if value else None
+    if image.format != "PNG" or "matplotlib" not in image.info.get("Software", "").lower():
+        return None
+    value = image.info.get("Smallest text px")
+    assert value, (f"{path}: a matplotlib figure without its smallest text size (was it shown "
+                   "by a notebook that imports figures?)")
+    return float(value)
 
 
 @pytest.mark.parametrize("name", PAGES)
