@@ -70,6 +70,18 @@ def test_static_page_offline(offline_page, static_server, screenshots, name):
         slider.fill(str(middle))
         image.screenshot(path=str(screenshots / f"{name}_animation{index}_frame{middle}.png"))
 
+    # The note on the live widgets: under each of them here, on this static page only (in
+    # JupyterLab a kernel runs them, and no markdown cell carries it).
+    notes = page.locator(".cell_output.kernel-note")
+    assert notes.count() >= 1, f"{name}.html: no 'needs a running kernel' note"
+    for index in range(notes.count()):
+        cell = notes.nth(index).locator("xpath=..")
+        assert "tag_skip-execution" in (cell.get_attribute("class") or "")
+        assert "running kernel" in notes.nth(index).inner_text()
+    said = page.locator("article p", has_text="running kernel")
+    assert said.count() == notes.count(), (
+        f"{name}.html says 'running kernel' outside the notes: {said.all_inner_texts()}")
+
     page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
     assert not offline_page.errors, f"JavaScript errors on {name}.html: {offline_page.errors}"
     if name == "09_step_through":  # this chapter asks for nothing outside the book
