@@ -107,8 +107,10 @@ def show_source(*objects, width=LISTING_WIDTH):
 def wrap_listing(source, width=LISTING_WIDTH):
     """Python source with its prose wrapped at `width` characters; the code is left alone.
 
-    A comment line, or a docstring line, longer than `width` is split at spaces into lines of
-    the same indentation (a comment keeps its `#` or `#:`); a rule of dashes is cut to `width`.
+    A comment line, or a docstring line, longer than `width` is reflowed at spaces with the
+    lines that continue its paragraph (same indentation; not a list item, a `name : type`
+    line or an underline) into lines of the same indentation (a comment keeps its `#` or `#:`);
+    a rule of dashes is cut to `width`.
     A long line of code with a comment after it becomes the comment on its own line above the
     code. Nothing else changes, so the result is the same program.
     """
@@ -137,33 +139,69 @@ def wrap_listing(source, width=LISTING_WIDTH):
         return textwrap.wrap(text, width, initial_indent=prefix, subsequent_indent=prefix,
                              break_long_words=False, break_on_hyphens=False) or [prefix]
 
-    out = []
-    for row, line in enumerate(source.split("\n"), start=1):
+    lines = source.split("\n")
+    structural = re.compile(r"([-*+] |\d+\. |[-=~]{3,}|\w[\w, *]* : |\.\. |>>> )")
+
+    def indent_of(line):
+        return line[:len(line) - len(line.lstrip())]
+
+    def paragraph(row, same):
+        """Rows row, row + 1, ... that continue the paragraph starting at `row` (1-based)."""
+        rows = [row]
+        while (rows[-1] < len(lines) and same(rows[-1] + 1)
+               and not re.search(r'("""|\'\'\')\s*$', lines[rows[-1] - 1])):
+            rows.append(rows[-1] + 1)
+        return rows
+
+    out, row = [], 1
+    while row <= len(lines):
+        line = lines[row - 1]
         if len(line) <= width:
             out.append(line)
+            row += 1
             continue
-        indent = line[:len(line) - len(line.lstrip())]
-        stripped = line.strip()
+        indent, stripped = indent_of(line), line.strip()
         comment = comments.get(row)
+        rows = [row]
         if comment is not None and stripped == comment:  # a comment on its own line
             if re.fullmatch(r"#+:?\s*[-=~]+", stripped):
                 out.append(line[:width])
             else:
                 marker = re.match(r"#+:?\s?", stripped).group(0)
-                out.extend(wrap(stripped[len(marker):], indent + marker))
-        elif row in docstrings:  # prose
-            quote = re.match(r'[rRuU]?("""|\'\'\')', stripped)
+
+                def same(r, marker=marker, indent=indent):
+                    text = lines[r - 1]
+                    body = text.strip()[len(marker):]
+                    return (r in comments and text.strip() == comments[r]
+                            and indent_of(text) == indent and text.strip().startswith(marker)
+                            and body.strip() and not structural.match(body)
+                            and not re.fullmatch(r"[-=~]+", body.strip()))
+
+                rows = paragraph(row, same)
+                text = " ".join(lines[r - 1].strip()[len(marker):].strip() for r in rows)
+                out.extend(wrap(text, indent + marker))
+        elif row in docstrings:  # prose: the paragraph from here on is reflowed
+
+            def same(r, indent=indent):
+                text = lines[r - 1]
+                return (r in docstrings and text.strip() and indent_of(text) == indent
+                        and not structural.match(text.strip()))
+
+            rows = paragraph(row, same)
+            text = " ".join(lines[r - 1].strip() for r in rows)
+            quote = re.match(r'[rRuU]?("""|\'\'\')', text)
             if quote:  # the docstring's first line: the quotes stay in front
-                first = wrap(stripped[quote.end():], indent + " " * quote.end())
-                out.append(indent + stripped[:quote.end()] + first[0].lstrip())
+                first = wrap(text[quote.end():], indent + " " * quote.end())
+                out.append(indent + text[:quote.end()] + first[0].lstrip())
                 out.extend(indent + rest.lstrip() for rest in first[1:])
             else:
-                out.extend(wrap(stripped, indent))
+                out.extend(wrap(text, indent))
         elif comment is not None and line.endswith(comment):  # code, then a comment
             out.extend(wrap(comment.lstrip("#").strip(), indent + "# "))
             out.append(line[:len(line) - len(comment)].rstrip())
         else:
             out.append(line)
+        row = rows[-1] + 1
     return "\n".join(out)
 
 
