@@ -129,12 +129,16 @@ def test_saving_keeps_metadata(offline_page, lab_server, screenshots):
     expect(status).to_contain_text("Idle", timeout=120_000)
     mtime = path.stat().st_mtime_ns
     menu(page, "File", "Save Notebook")
-    deadline = time.monotonic() + 30
+    # Wait with page.wait_for_timeout, not time.sleep: the offline page's request filter runs in
+    # this process, so the save's requests move only while Playwright is called.
+    deadline = time.monotonic() + 120
     while path.stat().st_mtime_ns == mtime and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if path.stat().st_mtime_ns == mtime:
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(1000)  # the write itself
+    saved = path.stat().st_mtime_ns != mtime
+    if not saved:
         page.screenshot(path=str(screenshots / "lab_save_failed.png"))
-    assert path.stat().st_mtime_ns != mtime, "the notebook was not saved"
+    assert saved, "the notebook was not saved"
     after = json.loads(path.read_text())
     assert after["metadata"] == before["metadata"], after["metadata"]
     assert (after["nbformat"], after["nbformat_minor"]) == (before["nbformat"],
