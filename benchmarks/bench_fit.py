@@ -265,8 +265,14 @@ def per_iteration(sizes=SIZES, implementations=tuple(IMPLEMENTATIONS), repeats=R
                 continue
             runs = [(b - a) / count[name] for a, b in zip(lo[name], hi[name])]
             row[f"{name}_runs"] = runs
-            row[f"{name}_s"] = (min(hi[name]) - min(lo[name])) / count[name]
+            best = (min(hi[name]) - min(lo[name])) / count[name]
+            # a loaded machine can make t(1) of one run longer than t(1 + n) of another:
+            # then the difference says nothing, and the table says "noisy"
+            row[f"{name}_s"] = best if best > 0 else None
             row[f"{name}_median_s"] = statistics.median(runs)
+            if best <= 0:
+                row[f"{name}_error"] = (f"{LABELS[name]}: t(1 + n) - t(1) <= 0 at N = {n:,}, "
+                                        f"d = {d}: timings too noisy (machine busy)")
             row[f"{name}_n_iter"] = count[name]
         rows.append(row)
         if progress:
@@ -301,7 +307,10 @@ def format_table(rows, implementations=tuple(IMPLEMENTATIONS)):
         line = [f"{r['n']:,}", str(r["d"]), str(r["k"])]
         for name in shown:
             best, median = r.get(f"{name}_s"), r.get(f"{name}_median_s")
-            cell = _ms(best) if median is None else f"{_ms(best)} ({_ms(median)})"
+            if best is None:
+                cell = "noisy" if "noisy" in (r.get(f"{name}_error") or "") else "n/a"
+            else:
+                cell = _ms(best) if median is None else f"{_ms(best)} ({_ms(median)})"
             if r.get(f"{name}_n_iter") and r[f"{name}_n_iter"] < N_ITER:
                 cell += f" n={r[f'{name}_n_iter']}"
             line.append(cell)
