@@ -1,6 +1,7 @@
 """A compiled floor for one EM iteration: the fused block E-step of `gmm_core`, in numba.
 
-Per block of rows, on every core (`numba.prange`): the log-densities from the Cholesky factors,
+Per block of rows, on every core (a pool of threads, as in `gmm_core`; the compiled blocks
+release the GIL): the log-densities from the Cholesky factors,
 the log-sum-exp, the responsibilities and the sufficient statistics N_k, sum_i p_ki z_i and
 sum_i p_ki z_i z_i^T and the block's log-likelihood, while the block is in cache; the N x K
 responsibilities are never stored. The block statistics are summed in a fixed order and the
@@ -14,6 +15,8 @@ ImportError when numba is missing (`bench_fit` then skips the column and says wh
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -21,82 +24,78 @@ import numpy as np
 import gmm_core
 
 #: Rows per block of the compiled E-step (its per-block work space is B x K floats).
-FLOOR_BLOCK = 4096
+FLOOR_BLOCK = gmm_core.BLOCK_ROWS
 #: Up to this many features the kernel is scalar loops on every core; above, BLAS products.
 SMALL_D = 8
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def _fused_small(Z, rows, shift, log_norm, block, exp_floor):
-    """Small d: per block, on every core, compiled loops only; the statistics per block.
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _fused_block(Z, start, stop, rows, shift, log_norm, exp_floor):
+    """Small d: E-step and statistics of the rows start:stop, compiled loops only, without the
+    GIL (the caller runs blocks on a pool of threads, as gmm_core does).
 
     rows is (d, K d): column k d + j is column j of P_k / sqrt 2; shift (K d) is
     mu_k^T P_k / sqrt 2, so entry k d + j of z_i^T rows - shift is (P_k^T (z_i - mu_k))_j / sqrt 2
     and the sum of their squares over j is half the quadratic form of component k. Every inner
     loop runs along the rows of the block (contiguous), so that the compiler vectorises it.
     """
-    n, d = Z.shape
+    d = Z.shape[1]
     k = log_norm.shape[0]
-    n_blocks = (n + block - 1) // block
-    nk = np.zeros((n_blocks, k))
-    sum_z = np.zeros((n_blocks, k, d))
-    sum_zz = np.zeros((n_blocks, k, d, d))
-    ll = np.zeros(n_blocks)
-    for b in numba.prange(n_blocks):
-        start = b * block
-        m = min(n, start + block) - start
-        zt = np.empty((d, m))                               # the block, a row per feature
+    m = stop - start
+    nk = np.zeros(k)
+    sum_z = np.zeros((k, d))
+    sum_zz = np.zeros((k, d, d))
+    zt = np.empty((d, m))                                   # the block, a row per feature
+    for a in range(d):
+        for i in range(m):
+            zt[a, i] = Z[start + i, a]
+    w = np.empty((k, m))                                    # w_ki, then p_ki
+    t = np.empty(m)
+    top = np.full(m, -np.inf)
+    for j in range(k):
+        for i in range(m):
+            w[j, i] = log_norm[j]
+        for e in range(d):
+            c = j * d + e
+            for i in range(m):
+                t[i] = -shift[c]
+            for a in range(d):
+                r = rows[a, c]
+                for i in range(m):
+                    t[i] += zt[a, i] * r
+            for i in range(m):
+                w[j, i] -= t[i] * t[i]
+        for i in range(m):
+            top[i] = max(top[i], w[j, i])
+    total = np.zeros(m)
+    for j in range(k):
+        for i in range(m):
+            v = math.exp(max(w[j, i] - top[i], exp_floor))
+            w[j, i] = v
+            total[i] += v
+    ll = 0.0
+    for i in range(m):
+        ll += top[i] + math.log(total[i])
+        total[i] = 1.0 / total[i]
+    for j in range(k):
+        acc = 0.0
+        for i in range(m):
+            w[j, i] *= total[i]                             # p_ki
+            acc += w[j, i]
+        nk[j] = acc
         for a in range(d):
             for i in range(m):
-                zt[a, i] = Z[start + i, a]
-        w = np.empty((k, m))                                # w_ki, then p_ki
-        t = np.empty(m)
-        top = np.full(m, -np.inf)
-        for j in range(k):
-            for i in range(m):
-                w[j, i] = log_norm[j]
-            for e in range(d):
-                c = j * d + e
-                for i in range(m):
-                    t[i] = -shift[c]
-                for a in range(d):
-                    r = rows[a, c]
-                    for i in range(m):
-                        t[i] += zt[a, i] * r
-                for i in range(m):
-                    w[j, i] -= t[i] * t[i]
-            for i in range(m):
-                top[i] = max(top[i], w[j, i])
-        total = np.zeros(m)
-        for j in range(k):
-            for i in range(m):
-                v = math.exp(max(w[j, i] - top[i], exp_floor))
-                w[j, i] = v
-                total[i] += v
-        block_ll = 0.0
-        for i in range(m):
-            block_ll += top[i] + math.log(total[i])
-            total[i] = 1.0 / total[i]
-        ll[b] = block_ll
-        for j in range(k):
+                t[i] = w[j, i] * zt[a, i]
             acc = 0.0
             for i in range(m):
-                w[j, i] *= total[i]                         # p_ki
-                acc += w[j, i]
-            nk[b, j] = acc
-            for a in range(d):
-                for i in range(m):
-                    t[i] = w[j, i] * zt[a, i]
+                acc += t[i]
+            sum_z[j, a] = acc
+            for c in range(a, d):
                 acc = 0.0
                 for i in range(m):
-                    acc += t[i]
-                sum_z[b, j, a] = acc
-                for c in range(a, d):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += t[i] * zt[c, i]
-                    sum_zz[b, j, a, c] = acc
-                    sum_zz[b, j, c, a] = acc
+                    acc += t[i] * zt[c, i]
+                sum_zz[j, a, c] = acc
+                sum_zz[j, c, a] = acc
     return nk, sum_z, sum_zz, ll
 
 
@@ -146,6 +145,16 @@ def _fused_blas(Z, rows, shift, log_norm, block, exp_floor):
     return nk, sum_z, sum_zz, ll
 
 
+_POOL = []
+
+
+def _pool():
+    """One thread per core for the compiled blocks (they release the GIL)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="floor"))
+    return _POOL[0]
+
+
 def _in_order(parts):
     total = parts[0].copy()
     for part in parts[1:]:
@@ -163,10 +172,22 @@ def stats(Z, weights, means, covariances, block=FLOOR_BLOCK):
     half = prec * math.sqrt(0.5)
     rows = np.ascontiguousarray(half.transpose(1, 0, 2).reshape(d, k * d))
     shift = np.einsum("kd,kde->ke", means, half).reshape(k * d)
-    kernel = _fused_small if d <= SMALL_D else _fused_blas
-    nk, sum_z, sum_zz, ll = kernel(Z, rows, shift, log_norm, block, gmm_core.EXP_FLOOR)
-    return gmm_core.SuffStats(Z.shape[0], _in_order(nk), _in_order(sum_z), _in_order(sum_zz),
-                              float(_in_order(ll)))
+    n = Z.shape[0]
+    if d > SMALL_D:
+        nk, sum_z, sum_zz, ll = _fused_blas(Z, rows, shift, log_norm, block,
+                                            gmm_core.EXP_FLOOR)
+        return gmm_core.SuffStats(n, _in_order(nk), _in_order(sum_z), _in_order(sum_zz),
+                                  float(_in_order(ll)))
+
+    def one(start):
+        return _fused_block(Z, start, min(n, start + block), rows, shift, log_norm,
+                            gmm_core.EXP_FLOOR)
+
+    parts = list(_pool().map(one, range(0, n, block)))     # in the blocks' order
+    return gmm_core.SuffStats(n, _in_order([p[0] for p in parts]),
+                              _in_order([p[1] for p in parts]),
+                              _in_order([p[2] for p in parts]),
+                              float(sum(p[3] for p in parts)))
 
 
 def fit(X, weights, means, covariances, n_iter, *, min_variance=gmm_core.MIN_VARIANCE):
