@@ -75,7 +75,7 @@ def rounding(history, n, ulps=None):
     L can only fall by the rounding of its own evaluation: a few ulps of |L| while the
     covariances are well conditioned. Clipped at tau, their condition numbers reach 1e6 and
     every quadratic form loses about 6 digits (the worst fall seen over 200 pixel-like sets was
-    1.5e-14 of |L|, about 150 ulps): the bound is then EM's own, `DECREASE_TOL` (1e-12) of
+    1.5e-14 of |L|, about 150 ulps): the bound is then EM's own, `DECREASE_TOL` (1e-10) of
     |L| + N, the fall EM would report as a decrease.
     """
     history = np.abs(np.asarray(history[:-1]))
