@@ -61,7 +61,8 @@ def test_chapter_renders_in_jupyterlab(offline_page, lab_server, screenshots):
     expect(panel.locator(".jp-MarkdownCell .myst").first).to_be_visible(timeout=120_000)
     expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)
     # Every markdown cell rendered by jupyterlab-myst (its output is a `.myst` node).
-    expect(panel.locator(".jp-MarkdownCell .myst")).to_have_count(expected["markdown cells"])
+    expect(panel.locator(".jp-MarkdownCell .myst")).to_have_count(expected["markdown cells"],
+                                                                  timeout=60_000)
 
     texts = page.evaluate(RENDERED_TEXT)
     for raw in RAW:
