@@ -252,6 +252,8 @@ def main():
     parser.add_argument("--reuse", metavar="LOG",
                         help="take the one-machine fits from an earlier run's log and .npz "
                              "files, and measure only their peak memory (max_iter=1)")
+    parser.add_argument("--skip-dask", action="store_true",
+                        help="measure the one-machine fits only")
     args = parser.parse_args()
 
     start = clock()
@@ -280,12 +282,14 @@ def main():
     out["in_memory"]["result"] = summary(memory_long, n)
     out["out_of_core"]["difference_long"] = relative_difference(memmap_long, memory_long)
     out["out_of_core"]["difference_short"] = relative_difference(memmap_short, memory_short)
-    import dask
-    import distributed
-    out["dask_version"], out["distributed_version"] = dask.__version__, distributed.__version__
-    print("dask", flush=True)
-    out["dask_2_workers"] = on_dask(path, 2, memory_long, memory_short, CHUNK_SIZES)
-    out["dask_1_worker"] = on_dask(path, 1, memory_long, memory_short, (CHUNK_ROWS,))
+    if not args.skip_dask:
+        import dask
+        import distributed
+        out["dask_version"] = dask.__version__
+        out["distributed_version"] = distributed.__version__
+        print("dask", flush=True)
+        out["dask_2_workers"] = on_dask(path, 2, memory_long, memory_short, CHUNK_SIZES)
+        out["dask_1_worker"] = on_dask(path, 1, memory_long, memory_short, (CHUNK_ROWS,))
     if args.reuse:                       # the peak memory of a 1-iteration fit, both at once
         runs = [subprocess.Popen([sys.executable, "-c", FIT_SCRIPT, str(path), how, str(K),
                                   "1", str(folder / f"{how}-peak.npz")],
