@@ -65,6 +65,8 @@ NO_EARLY_STOP = 1e-300
 N_ITER = 10
 #: ... and fewer when a fit of 1 iteration takes longer than this (seconds): n ~ this / t(1).
 SECONDS_PER_FIT = 4.0
+#: A fit of 1 iteration slower than this (seconds) is timed with n = 1 (OpenCV at large N).
+SLOW = 10.0
 #: An implementation is repeated at most REPEATS times per size, and fewer when one pair of
 #: fits takes more than this share of the time (seconds).
 SECONDS_PER_SIZE = 30.0
@@ -242,7 +244,10 @@ def per_iteration(sizes=SIZES, implementations=tuple(IMPLEMENTATIONS), repeats=R
                 row[f"{name}_error"] = outcome
                 continue
             row[f"{name}_ll1"] = outcome[1]
-            count[name] = int(np.clip(SECONDS_PER_FIT // outcome[0], 1, N_ITER))
+            # n iterations: about SECONDS_PER_FIT of work, at least 3 (one iteration's time is
+            # too small against the noise of t(1)) unless a single fit takes SLOW seconds
+            least = 1 if outcome[0] > SLOW else 3
+            count[name] = int(np.clip(SECONDS_PER_FIT // outcome[0], least, N_ITER))
             pair = outcome[0] * (2 + count[name])
             reps[name] = int(np.clip(SECONDS_PER_SIZE // pair, 1, repeats))
             # a slow first fit is a fair sample of t(1): keep it rather than run it again
@@ -433,21 +438,26 @@ def format_photo(p):
 # 3. Peak memory, in a fresh process
 # --------------------------------------------------------------------------------------------
 
+# The resident peak is VmHWM, reset just before the fit (clear_refs 5): ru_maxrss would not do,
+# Linux keeps it across fork and exec, so it would include the benchmark process itself.
 _MEMORY_SCRIPT = """
-import json, resource, sys, tracemalloc
+import json, sys, tracemalloc
 import numpy as np
 sys.path.insert(0, {root!r})
 import gmm_core
 
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def status(field):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
 
 X = np.load({path!r})
 gmm_core.fit(X[:5000], {k})                        # the thread pool and imports, once
-base = rss()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")                                   # the peak starts again from here
+base = status("VmRSS")
 gmm_core.fit(X, {k})
-peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+peak_rss = status("VmHWM") - base
 tracemalloc.start()
 gmm_core.fit(X, {k})
 peak_traced = tracemalloc.get_traced_memory()[1]
@@ -459,7 +469,8 @@ print(json.dumps({{"rss_bytes": peak_rss, "traced_bytes": peak_traced, "x_bytes"
 def peak_memory(size=MEMORY_SIZE):
     """Peak extra memory of gmm_core.fit(X, k) (defaults), X excluded, in a fresh process.
 
-    rss_bytes: the resident-memory peak above what the process held after loading X (Linux);
+    rss_bytes: the resident-memory peak above what the process held after loading X (Linux:
+    VmHWM, reset before the fit);
     traced_bytes: the peak of what fit allocates (tracemalloc sees numpy's allocations).
     """
     n, d, k = size
