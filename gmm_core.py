@@ -1335,23 +1335,25 @@ def _one_blas_thread():
 
 
 def _map_in_order(fn, items, n_threads):
-    """[fn(item) for item in items], on a pool of threads (numpy releases the GIL)."""
+    """fn(item) for item in items, yielded in order, computed on a pool of threads (numpy
+    releases the GIL)."""
     items = list(items)
     if n_threads is None:
         n_threads = os.cpu_count() or 1
     if n_threads <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
+        return map(fn, items)
     if n_threads not in _POOLS:
         _POOLS[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="gmm_core",
                                                initializer=_one_blas_thread)
-    return list(_POOLS[n_threads].map(fn, items))
+    return _POOLS[n_threads].map(fn, items)
 
 
 def _sum_in_order(parts):
-    """The sum of a list of statistics, always in the same order (the list's)."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
+    """The sum of statistics, always added in the same order (the order of `parts`), each
+    part as soon as it comes: memory does not grow with the number of blocks."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
     return total
 
 
