@@ -1031,7 +1031,6 @@ def unwhiten(means, covariances, center, scale):
     return means, covariances
 
 
-_whiten_data = whiten  # `em_steps` and `fit` take a flag of the same name
 
 
 def whiten_params(means, covariances, center, scale):
