@@ -1031,8 +1031,6 @@ def unwhiten(means, covariances, center, scale):
     return means, covariances
 
 
-
-
 def whiten_params(means, covariances, center, scale):
     """The inverse of `unwhiten`: mu_w = T^-1 (mu - c), Sigma_w = T^-1 Sigma T^-1.
 
