@@ -1204,43 +1204,55 @@ class _EStep:
                         + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1))
         self.log_norm = (log_norm - 0.5 * d * math.log(2 * math.pi))[:, None]   # (K, 1)
         half = prec * math.sqrt(0.5)        # ||half^T (z - mu)||^2 is half the quadratic form
-        # Column a K + k of z^T `cols` is (P_k^T z)_a / sqrt 2: one product for all K.
-        self.cols = half.transpose(1, 2, 0).reshape(d, d * k)
-        self.shift = np.einsum("kd,kde->ek", means, half).reshape(d * k)
+        # Row a K + k of `lin` @ [z; 1] is (P_k^T (z - mu_k))_a / sqrt 2: one product for all K.
+        lin = np.empty((d, k, d + 1))
+        lin[:, :, :d] = half.transpose(2, 0, 1)
+        lin[:, :, d] = -np.einsum("kb,kba->ak", means, half)
+        self.lin = lin.reshape(d * k, d + 1)
         self.k, self.d = k, d
-        self.pairs = np.triu_indices(d) if d <= 8 else None
+        self.pairs = np.triu_indices(d) if d <= 8 else ((), ())
+        self.floor = np.full(BLOCK_ROWS, EXP_FLOOR)
 
     def stats(self, Z, resp_out=None):
         """E-step and statistics of one block Z, shape (B, d); fills resp_out (K, B) if given."""
         k, d = self.k, self.d
-        y = Z @ self.cols                                     # (B, d K)
-        y -= self.shift
-        y *= y
-        q = y[:, :k].copy()                                   # half the quadratic forms, (B, K)
-        for a in range(1, d):
-            q += y[:, a * k:(a + 1) * k]
-        w = np.empty((k, len(Z)))                             # (K, B): reductions over k are
-        np.subtract(self.log_norm, q.T, out=w)                # along contiguous rows
-        # w_ki = l(z_i | k) + log P(k)
+        a, c = self.pairs
+        f = np.empty((d + 1 + len(a), len(Z)))      # rows: z_a, then 1, then z_a z_c (a <= c)
+        f[:d] = Z.T
+        f[d] = 1.0
+        if len(a):
+            y = self.lin @ f[:d + 1]                          # (d K, B)
+            y *= y
+            q = y[:k].copy()                                  # half the quadratic forms, (K, B)
+            for j in range(1, d):
+                q += y[j * k:(j + 1) * k]
+        else:                                                 # wide data: a product per k
+            q = np.empty((k, len(Z)))
+            for j in range(k):
+                y = self.lin[j::k] @ f
+                y *= y
+                y.sum(axis=0, out=q[j])
+        w = np.subtract(self.log_norm, q, out=q)              # w_ki = l(z_i | k) + log P(k)
         top = w.max(axis=0)
         w -= top
-        np.maximum(w, EXP_FLOOR, out=w)
+        floor = self.floor if len(Z) <= len(self.floor) else np.full(len(Z), EXP_FLOOR)
+        np.maximum(w, floor[:len(Z)], out=w)      # (an array: faster than a scalar here)
         np.exp(w, out=w)
         total = w.sum(axis=0)
         w *= 1.0 / total                                      # p_ki, (K, B)
         log_likelihood = float(top.sum() + np.log(total).sum())
         if resp_out is not None:
             resp_out[...] = w
-        if self.pairs is None:
-            sum_zz = np.stack([(Z * w[j, :, None]).T @ Z for j in range(k)])
-            return SuffStats(len(Z), w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
-        a, c = self.pairs
-        zt = np.ascontiguousarray(Z.T)                        # (d, B): one row per feature
-        upper = w @ (zt[a] * zt[c]).T                         # all sum p z_a z_b, a <= b
-        sum_zz = np.empty((k, d, d))
-        sum_zz[:, a, c] = upper
-        sum_zz[:, c, a] = upper
-        return SuffStats(len(Z), w.sum(axis=1), w @ Z, sum_zz, log_likelihood)
+        for i in range(len(a)):
+            np.multiply(f[a[i]], f[c[i]], out=f[d + 1 + i])
+        sums = w @ f.T                                        # (K, d + 1 + pairs)
+        if len(a):
+            sum_zz = np.empty((k, d, d))
+            sum_zz[:, a, c] = sums[:, d + 1:]
+            sum_zz[:, c, a] = sums[:, d + 1:]
+        else:
+            sum_zz = np.stack([(f[:d] * w[j]) @ Z for j in range(k)])
+        return SuffStats(len(Z), sums[:, d].copy(), sums[:, :d].copy(), sum_zz, log_likelihood)
 
 
 def block_stats(Z, weights, means, covariances):

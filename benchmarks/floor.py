@@ -29,6 +29,43 @@ FLOOR_BLOCK = gmm_core.BLOCK_ROWS
 SMALL_D = 8
 
 
+LOG2E = 1.4426950408889634
+LN2_HI = 0.6931471803691238       # ln 2 = LN2_HI + LN2_LO, LN2_HI with 21 zero trailing bits
+LN2_LO = 1.9082149292705877e-10
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _exp(x, low, out, bits):
+    """out = exp(max(x, low)) for x <= 0 and low >= -708, in loops the compiler vectorises.
+
+    numba's math.exp calls the C library one value at a time (4x slower here). exp(x) =
+    2^n exp(r) with n = round(x / ln 2) and |r| <= ln 2 / 2; exp(r) by its Taylor series to
+    r^12 / 12! (relative error under 4e-16); 2^n built from its exponent bits.
+    """
+    m = x.shape[0]
+    for i in range(m):
+        v = max(x[i], low)
+        n = math.floor(v * LOG2E + 0.5)
+        r = v - n * LN2_HI - n * LN2_LO
+        p = 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        out[i] = p * r + 1.0
+        bits[i] = (np.int64(n) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(m):
+        out[i] *= scale[i]
+
+
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _fused_block(Z, start, stop, rows, shift, log_norm, exp_floor):
     """Small d: E-step and statistics of the rows start:stop, compiled loops only, without the
@@ -68,11 +105,13 @@ def _fused_block(Z, start, stop, rows, shift, log_norm, exp_floor):
         for i in range(m):
             top[i] = max(top[i], w[j, i])
     total = np.zeros(m)
+    bits = np.empty(m, dtype=np.int64)
     for j in range(k):
         for i in range(m):
-            v = math.exp(max(w[j, i] - top[i], exp_floor))
-            w[j, i] = v
-            total[i] += v
+            t[i] = w[j, i] - top[i]
+        _exp(t, exp_floor, w[j], bits)
+        for i in range(m):
+            total[i] += w[j, i]
     ll = 0.0
     for i in range(m):
         ll += top[i] + math.log(total[i])
