@@ -1136,7 +1136,7 @@ def _collect(states):
 # `m_step_stats`) run EM out of core and on a cluster (chapter 12).
 
 #: Rows per block of the block EM (and of K-means' distances), unless a call says otherwise.
-BLOCK_ROWS = 8192
+BLOCK_ROWS = 16384
 #: The K-means start runs on a seeded sample of at most this many points (all of them below).
 KMEANS_SAMPLE = 2**16
 #: The E-step raises w_ki - m_i to at least this: exp(-700) ~ 1e-304 is 0 to every sum,

@@ -23,8 +23,9 @@ import numpy as np
 
 import gmm_core
 
-#: Rows per block of the compiled E-step (its per-block work space is B x K floats).
-FLOOR_BLOCK = gmm_core.BLOCK_ROWS
+#: Rows per block of the compiled E-step (its per-block work space is B x K floats); the
+#: fastest of 4096, 8192 and 16384 on the machine of `results.md`.
+FLOOR_BLOCK = 8192
 #: Up to this many features the kernel is scalar loops on every core; above, BLAS products.
 SMALL_D = 8
 
