@@ -3,7 +3,9 @@
 Writes the video of `book/bigdata.py` (417 frames of 240,000 pixels: 100,080,000 pixels,
 300 MB of uint8) under `_build/ch12/`, then fits K = 8 components to it
 
-- in memory: `gmm_core.fit` on the pixels read into an ndarray;
+- in memory: `gmm_core.fit` on the pixels read into an ndarray of uint8 (which it fits on
+  their distinct colours, `gmm_core.distinct_rows`), and on the same pixels as float64
+  (fitted pixel by pixel);
 - out of core: `gmm_core.fit` on a `numpy.memmap` of the file;
   (both in a fresh process with one BLAS thread per block thread, as Dask's workers);
 - on Dask: `bigdata.fit_dask` on a `distributed.LocalCluster` on 127.0.0.1 with 2 worker
@@ -102,6 +104,8 @@ FIT_SCRIPT = textwrap.dedent("""
     n = os.path.getsize(path) // 3
     if how == "memory":
         X = np.fromfile(path, dtype=np.uint8).reshape(n, 3)
+    elif how == "float":
+        X = np.fromfile(path, dtype=np.uint8).reshape(n, 3).astype(np.float64)
     else:
         X = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, 3))
     tracemalloc.start()
@@ -123,7 +127,7 @@ FIT_SCRIPT = textwrap.dedent("""
 
 def fit_in_process(path, how, max_iter, folder):
     """`gmm_core.fit` (max_iter iterations, no early stop) in a fresh Python process, with
-    tracemalloc on (its cost is a few allocations per block of 8192 rows: negligible)."""
+    tracemalloc on (its cost is a few allocations per block of rows: negligible)."""
     out = Path(folder) / f"{how}-{max_iter}.npz"
     run = subprocess.run([sys.executable, "-c", FIT_SCRIPT, str(path), how, str(K),
                           str(max_iter), str(out)], env={**os.environ, **ONE_BLAS_THREAD},
@@ -277,9 +281,17 @@ def main():
                                                                args.reuse)
     else:
         memory_long, memory_short, out["in_memory"] = one_machine(path, "memory", folder)
+        print("in memory, as float64", flush=True)
+        float_long, float_short, out["in_memory_float"] = one_machine(path, "float", folder)
+        out["in_memory_float"]["difference_long"] = relative_difference(float_long,
+                                                                        memory_long)
+        out["in_memory_float"]["difference_short"] = relative_difference(float_short,
+                                                                         memory_short)
         print("out of core", flush=True)
         memmap_long, memmap_short, out["out_of_core"] = one_machine(path, "memmap", folder)
     out["in_memory"]["result"] = summary(memory_long, n)
+    out["in_memory"]["distinct_rows"] = int(len(gmm_core.distinct_rows(
+        np.fromfile(path, dtype=np.uint8).reshape(n, 3))[0]))
     out["out_of_core"]["difference_long"] = relative_difference(memmap_long, memory_long)
     out["out_of_core"]["difference_short"] = relative_difference(memmap_short, memory_short)
     if not args.skip_dask:
