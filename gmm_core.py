@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1193,6 +1194,23 @@ class SuffStats:
         return self if isinstance(other, int) and other == 0 else NotImplemented
 
 
+_WORK = threading.local()
+_FLOOR = np.full(BLOCK_ROWS, EXP_FLOOR)
+
+
+def _work(name, rows, cols):
+    """A (rows, cols) work array of the calling thread, kept for its next block.
+
+    New arrays for every block cost little under most allocators' defaults, but Dask's workers
+    run with MALLOC_TRIM_THRESHOLD_=65536, under which every large array is fresh memory
+    from the system: an E-step four times slower there.
+    """
+    buffers = _WORK.__dict__
+    if name not in buffers or buffers[name].size < rows * cols:
+        buffers[name] = np.empty(rows * cols)
+    return buffers[name][:rows * cols].reshape(rows, cols)
+
+
 class _EStep:
     """What every block's E-step needs, computed once per iteration from the parameters."""
 
@@ -1211,55 +1229,58 @@ class _EStep:
         self.lin = lin.reshape(d * k, d + 1)
         self.k, self.d = k, d
         self.pairs = np.triu_indices(d) if d <= 8 else ((), ())
-        self.floor = np.full(BLOCK_ROWS, EXP_FLOOR)
 
     def stats(self, Z, resp_out=None, counts=None):
         """E-step and statistics of one block Z, shape (B, d); fills resp_out (K, B) if given.
 
         counts (B,), if given, says how many times each row stands in the data."""
-        k, d = self.k, self.d
+        k, d, b = self.k, self.d, len(Z)
         a, c = self.pairs
-        f = np.empty((d + 1 + len(a), len(Z)))      # rows: z_a, then 1, then z_a z_c (a <= c)
+        f = _work("f", d + 1 + len(a), b)            # rows: z_a, then 1, then z_a z_c (a <= c)
         f[:d] = Z.T
         f[d] = 1.0
+        q = _work("q", k, b)                                  # half the quadratic forms
         if len(a):
-            y = self.lin @ f[:d + 1]                          # (d K, B)
+            y = np.matmul(self.lin, f[:d + 1], out=_work("y", d * k, b))   # (d K, B)
             y *= y
-            q = y[:k].copy()                                  # half the quadratic forms, (K, B)
+            np.copyto(q, y[:k])
             for j in range(1, d):
                 q += y[j * k:(j + 1) * k]
         else:                                                 # wide data: a product per k
-            q = np.empty((k, len(Z)))
+            y = _work("y", d, b)
             for j in range(k):
-                y = self.lin[j::k] @ f
+                np.matmul(self.lin[j::k], f, out=y)
                 y *= y
                 y.sum(axis=0, out=q[j])
         w = np.subtract(self.log_norm, q, out=q)              # w_ki = l(z_i | k) + log P(k)
-        top = w.max(axis=0)
+        top, total, log_total = _work("points", 3, b)
+        w.max(axis=0, out=top)
         w -= top
-        floor = self.floor if len(Z) <= len(self.floor) else np.full(len(Z), EXP_FLOOR)
-        np.maximum(w, floor[:len(Z)], out=w)      # (an array: faster than a scalar here)
-        np.exp(w, out=w)
-        total = w.sum(axis=0)
+        np.maximum(w, _FLOOR[:b] if b <= _FLOOR.size else EXP_FLOOR, out=w)  # (an array:
+        np.exp(w, out=w)                                      # faster than a number here)
+        w.sum(axis=0, out=total)
+        np.log(total, out=log_total)
         if counts is None:
-            w *= 1.0 / total                                  # p_ki, (K, B)
-            log_likelihood = float(top.sum() + np.log(total).sum())
-            n = len(Z)
-        else:                                                 # c_i p_ki
-            w *= counts / total
-            log_likelihood = float(counts @ top + counts @ np.log(total))
+            log_likelihood = float(top.sum() + log_total.sum())
+            n = b
+            np.divide(1.0, total, out=total)
+        else:                                                 # row i stands for c_i points
+            log_likelihood = float(counts @ top + counts @ log_total)
             n = int(counts.sum())
+            np.divide(counts, total, out=total)
+        w *= total                                            # p_ki (times c_i), (K, B)
         if resp_out is not None:
             resp_out[...] = w
         for i in range(len(a)):
             np.multiply(f[a[i]], f[c[i]], out=f[d + 1 + i])
         sums = w @ f.T                                        # (K, d + 1 + pairs)
+        sum_zz = np.empty((k, d, d))
         if len(a):
-            sum_zz = np.empty((k, d, d))
             sum_zz[:, a, c] = sums[:, d + 1:]
             sum_zz[:, c, a] = sums[:, d + 1:]
         else:
-            sum_zz = np.stack([(f[:d] * w[j]) @ Z for j in range(k)])
+            for j in range(k):
+                np.matmul(np.multiply(f[:d], w[j], out=y), Z, out=sum_zz[j])
         return SuffStats(n, sums[:, d].copy(), sums[:, :d].copy(), sum_zz, log_likelihood)
 
 
@@ -1640,6 +1661,8 @@ def fit(X, k, *, init="kmeans", max_iter=MAX_ITER, rel_tol=REL_TOL, whiten=True,
     The data are checked and whitened in one pass; the K-means start runs on all the points,
     or on a seeded sample of `KMEANS_SAMPLE` when there are more; EM then runs by sufficient
     statistics, block by block on every core, and never stores the N x K responsibilities.
+    Integer data whose distinct rows are at most half of them (8-bit pixels) run EM on those
+    rows, each weighted by its count (`distinct_rows`): the same sums in another order.
     X may be any array-like that slices into numpy blocks, such as a `numpy.memmap` larger
     than memory: it is then read block by block, never whole.
 
