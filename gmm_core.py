@@ -1958,9 +1958,11 @@ class GaussianMixture:
         """Fit the mixture to `X` of shape (N, d), best of `n_init` starts; returns self.
 
         `y` is ignored (scikit-learn passes it). A 2-D `numpy.memmap` is read block by block, as
-        `fit` reads it, never whole.
+        `fit` reads it, never whole; a 2-D array of integers (8-bit pixels) goes to `fit` as it
+        is, which counts its repeated rows.
         """
-        if not (isinstance(X, np.memmap) and X.ndim == 2):
+        integers = isinstance(X, np.ndarray) and X.dtype.kind in "iu" and X.ndim == 2
+        if not (integers and X.size or isinstance(X, np.memmap) and X.ndim == 2):
             X = _estimator_data(X)
         n_init = self.n_init
         if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:

@@ -79,3 +79,14 @@ def test_integers_with_few_repeats_are_not_counted():
     X = np.arange(3000).reshape(-1, 3)
     data = g._Data(X, whiten=True)
     assert data.counts is None and len(data.Z) == 1000
+
+
+def test_the_estimator_counts_integer_pixels_too():
+    X, k = gallery.pixel_like(1)
+    X = np.asarray(X, dtype=np.uint8)
+    counted = g.GaussianMixture(k, random_state=0).fit(X)
+    plain = g.GaussianMixture(k, random_state=0).fit(X.astype(np.float64))
+    assert counted.n_iter_ == plain.n_iter_
+    assert abs(counted.lower_bound_ - plain.lower_bound_) <= 1e-10 * abs(plain.lower_bound_)
+    assert relative_error(counted.means_, plain.means_) < 1e-8
+    np.testing.assert_array_equal(counted.predict(X), plain.predict(X))
