@@ -1509,7 +1509,13 @@ def distinct_rows(X):
         key *= span[j]
         key += X[:, j]
         key -= int(low[j])
-    key, counts = np.unique(key, return_counts=True)
+    key.sort()                                    # in place: np.unique would sort a copy
+    first = np.empty(len(key), dtype=bool)
+    first[:1] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(key))
+    key = key[starts]
     rows = np.empty((len(key), X.shape[1]), dtype=X.dtype)
     for j in reversed(range(X.shape[1])):
         key, digit = np.divmod(key, span[j])
