@@ -1196,6 +1196,7 @@ class SuffStats:
 
 _WORK = threading.local()
 _FLOOR = np.full(BLOCK_ROWS, EXP_FLOOR)
+_FLOOR.flags.writeable = False
 
 
 def _work(name, rows, cols):
@@ -1501,7 +1502,8 @@ def distinct_rows(X):
     X = np.asarray(X)
     low, high = X.min(axis=0), X.max(axis=0)
     span = [int(h) - int(lo) + 1 for lo, h in zip(low, high)]
-    if math.prod(span) >= 2**62 or X.dtype == np.uint64:   # compare whole rows instead
+    if math.prod(span) >= 2**62 or X.dtype.itemsize > 4:  # compare whole rows instead
+        # (numbering 8-byte integers could overflow int64 on the way)
         rows, counts = np.unique(X, axis=0, return_counts=True)
         return rows, counts.astype(np.float64)
     key = np.zeros(len(X), dtype=np.int64)       # each row as one number, in base `span`

@@ -90,3 +90,13 @@ def test_the_estimator_counts_integer_pixels_too():
     assert abs(counted.lower_bound_ - plain.lower_bound_) <= 1e-10 * abs(plain.lower_bound_)
     assert relative_error(counted.means_, plain.means_) < 1e-8
     np.testing.assert_array_equal(counted.predict(X), plain.predict(X))
+
+
+def test_distinct_rows_at_the_ends_of_the_integer_ranges():
+    for dtype in (np.int8, np.int32, np.uint32, np.int64):
+        info = np.iinfo(dtype)
+        X = np.array([[info.min, info.max], [info.max, info.min], [info.min, info.max]],
+                     dtype=dtype)
+        rows, counts = g.distinct_rows(X)
+        np.testing.assert_array_equal(rows, [[info.min, info.max], [info.max, info.min]])
+        np.testing.assert_array_equal(counts, [2, 1])
