@@ -35,6 +35,13 @@ def pytest_terminal_summary(terminalreporter):
                                     f"{value:.3e}  ({where})")
 
 
+def relative_error(actual, expected):
+    """max |actual - expected| / max |expected|, over all entries."""
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    scale = np.maximum(np.abs(expected).max(), np.finfo(float).tiny)
+    return float(np.abs(actual - expected).max() / scale)
+
+
 def assert_valid_mixture(weights, means, covariances, *, weight_tol=1e-10):
     """Every parameter finite, weights a distribution, covariances symmetric positive definite."""
     weights, means, covariances = (np.asarray(a) for a in (weights, means, covariances))

@@ -12,6 +12,7 @@ import bigdata  # from book/, which conftest.py puts on sys.path
 import numpy as np
 import psutil
 import pytest
+from conftest import relative_error
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
@@ -22,11 +23,6 @@ distributed = pytest.importorskip("distributed")
 TOL = 1e-10
 CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                dashboard_address=None)
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,9 @@ the same values as float64 (which are never counted) to rounding.
 import gallery  # from book/, which conftest.py puts on sys.path
 import numpy as np
 import pytest
+from conftest import relative_error
 
 import gmm_core as g
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.uint64, bool])

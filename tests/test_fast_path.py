@@ -10,16 +10,11 @@ keeps every guard, and that blocks and threads change nothing beyond rounding.
 import gallery  # from book/, which conftest.py puts on sys.path
 import numpy as np
 import pytest
+from conftest import relative_error
 
 import gmm_core as g
 
 TINY_TOL = 1e-300  # rel_tol that (almost) never stops EM early
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    scale = np.maximum(np.abs(expected).max(), np.finfo(float).tiny)
-    return float(np.abs(actual - expected).max() / scale)
 
 
 def mixture_data(n, d, k, seed, spread=3.0):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import relative_error
 
 import gmm_core as g
 
@@ -30,11 +31,6 @@ def pixel_file(path, n, seed=0):
     pixels = centres[label] + spreads[label, None] * rng.standard_normal((n, 3))
     np.clip(np.rint(pixels), 0, 255).astype(np.uint8).tofile(path)
     return np.memmap(path, dtype=np.uint8, mode="r", shape=(n, 3))
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
 def assert_same_fit(result, reference, tol=TOL):
