@@ -15,8 +15,6 @@ ImportError when numba is missing (`bench_fit` then skips the column and says wh
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -185,16 +183,6 @@ def _fused_blas(Z, rows, shift, log_norm, block, exp_floor):
     return nk, sum_z, sum_zz, ll
 
 
-_POOL = []
-
-
-def _pool():
-    """One thread per core for the compiled blocks (they release the GIL)."""
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="floor"))
-    return _POOL[0]
-
-
 def _in_order(parts):
     total = parts[0].copy()
     for part in parts[1:]:
@@ -220,14 +208,12 @@ def stats(Z, weights, means, covariances, block=FLOOR_BLOCK):
                                   float(_in_order(ll)))
 
     def one(start):
-        return _fused_block(Z, start, min(n, start + block), rows, shift, log_norm,
-                            gmm_core.EXP_FLOOR)
+        stop = min(n, start + block)
+        return gmm_core.SuffStats(stop - start, *_fused_block(
+            Z, start, stop, rows, shift, log_norm, gmm_core.EXP_FLOOR))
 
-    parts = list(_pool().map(one, range(0, n, block)))     # in the blocks' order
-    return gmm_core.SuffStats(n, _in_order([p[0] for p in parts]),
-                              _in_order([p[1] for p in parts]),
-                              _in_order([p[2] for p in parts]),
-                              float(sum(p[3] for p in parts)))
+    # gmm_core's pool of threads (the compiled blocks release the GIL) and its ordered sum
+    return gmm_core._sum_in_order(gmm_core._map_in_order(one, range(0, n, block), None))
 
 
 def fit(X, weights, means, covariances, n_iter, *, min_variance=gmm_core.MIN_VARIANCE):
