@@ -100,7 +100,8 @@ def summary(result, n):
 FIT_SCRIPT = textwrap.dedent("""
     import json, os, sys, time, tracemalloc
     import numpy as np
-    import gmm_core
+    sys.path.insert(0, "benchmarks")
+    from bench_fit import fit_parts
     path, how, k, max_iter, out = sys.argv[1:6]
     n = os.path.getsize(path) // 3
     if how == "memory":
@@ -110,16 +111,9 @@ FIT_SCRIPT = textwrap.dedent("""
     else:
         X = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, 3))
     tracemalloc.start()
-    wall, cpu = time.perf_counter(), time.process_time()
-    # gmm_core.fit(X, k, max_iter=max_iter, rel_tol=1e-300), its EM timed apart
-    data = gmm_core._Data(X, whiten=True)
-    start = gmm_core._initial_params(data, int(k), "kmeans", np.random.default_rng(0),
-                                     gmm_core.MIN_VARIANCE)
-    em = time.perf_counter()
-    result = gmm_core.fit_stats(data.stats, data.n, *start, data.center, data.scale,
-                                max_iter=int(max_iter), rel_tol=1e-300)
-    em = time.perf_counter() - em
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    cpu = time.process_time()
+    seconds, result = fit_parts(X, int(k), max_iter=int(max_iter), rel_tol=1e-300)
+    cpu = time.process_time() - cpu
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     np.savez(out, weights=result.weights, means=result.means,
@@ -128,15 +122,14 @@ FIT_SCRIPT = textwrap.dedent("""
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
     memory = {key: int(status[key].split()[0]) * 1024
               for key in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}
-    print(json.dumps({"seconds": wall, "em_seconds": em, "cpu_seconds": cpu,
-                      "tracemalloc_peak": peak,
-                      **memory}))
+    print(json.dumps({"seconds": seconds["total_s"], "em_seconds": seconds["em_s"],
+                      "cpu_seconds": cpu, "tracemalloc_peak": peak, **memory}))
 """)
 
 
 def fit_in_process(path, how, max_iter, folder):
-    """`gmm_core.fit` (max_iter iterations, no early stop) in a fresh Python process, with
-    tracemalloc on (its cost is a few allocations per block of rows: negligible)."""
+    """`gmm_core.fit` (max_iter iterations, no early stop, its EM timed apart) in a fresh Python
+    process, with tracemalloc on (its cost is a few allocations per block: negligible)."""
     out = Path(folder) / f"{how}-{max_iter}.npz"
     run = subprocess.run([sys.executable, "-c", FIT_SCRIPT, str(path), how, str(K),
                           str(max_iter), str(out)], env={**os.environ, **ONE_BLAS_THREAD},
@@ -148,27 +141,6 @@ def fit_in_process(path, how, max_iter, folder):
                                  bool(saved["converged"]))
     print(f"  {how}: {max_iter} iterations in {record['seconds']:.1f} s", flush=True)
     return result, record
-
-
-def load_fit(out):
-    with np.load(out) as saved:
-        return gmm_core.GMMFit(saved["weights"], saved["means"], saved["covariances"],
-                               float(saved["log_likelihood"]), (), int(saved["n_iter"]),
-                               bool(saved["converged"]))
-
-
-def reused(path, how, folder, log):
-    """The long and short fits of an earlier run of this script: its saved results
-    (`how-N.npz`) and the wall times it printed ("  how: N iterations in S s")."""
-    seconds = {}
-    for line in Path(log).read_text().splitlines():
-        words = line.split()
-        if words[:1] == [f"{how}:"] and "iterations in" in line:
-            seconds[int(words[1])] = float(words[-2])
-    long, short = (load_fit(Path(folder) / f"{how}-{m}.npz") for m in (LONG, SHORT))
-    record = {"seconds_per_iteration": (seconds[LONG] - seconds[SHORT]) / (LONG - SHORT),
-              "seconds_total": seconds[LONG], "reused_from_log": str(log)}
-    return long, short, record
 
 
 def one_machine(path, how, folder):
@@ -267,9 +239,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--out", default=str(ROOT / "book" / "data" / "ch12_full_size.json"))
-    parser.add_argument("--reuse", metavar="LOG",
-                        help="take the one-machine fits from an earlier run's log and .npz "
-                             "files, and measure only their peak memory (max_iter=1)")
     parser.add_argument("--skip-dask", action="store_true",
                         help="measure the one-machine fits only")
     args = parser.parse_args()
@@ -288,21 +257,13 @@ def main():
     }
     print("in memory", flush=True)
     folder = path.parent
-    if args.reuse:
-        memory_long, memory_short, out["in_memory"] = reused(path, "memory", folder,
-                                                             args.reuse)
-        memmap_long, memmap_short, out["out_of_core"] = reused(path, "memmap", folder,
-                                                               args.reuse)
-    else:
-        memory_long, memory_short, out["in_memory"] = one_machine(path, "memory", folder)
-        print("in memory, as float64", flush=True)
-        float_long, float_short, out["in_memory_float"] = one_machine(path, "float", folder)
-        out["in_memory_float"]["difference_long"] = relative_difference(float_long,
-                                                                        memory_long)
-        out["in_memory_float"]["difference_short"] = relative_difference(float_short,
-                                                                         memory_short)
-        print("out of core", flush=True)
-        memmap_long, memmap_short, out["out_of_core"] = one_machine(path, "memmap", folder)
+    memory_long, memory_short, out["in_memory"] = one_machine(path, "memory", folder)
+    print("in memory, as float64", flush=True)
+    float_long, float_short, out["in_memory_float"] = one_machine(path, "float", folder)
+    out["in_memory_float"]["difference_long"] = relative_difference(float_long, memory_long)
+    out["in_memory_float"]["difference_short"] = relative_difference(float_short, memory_short)
+    print("out of core", flush=True)
+    memmap_long, memmap_short, out["out_of_core"] = one_machine(path, "memmap", folder)
     out["in_memory"]["result"] = summary(memory_long, n)
     out["out_of_core"]["difference_long"] = relative_difference(memmap_long, memory_long)
     out["out_of_core"]["difference_short"] = relative_difference(memmap_short, memory_short)
@@ -314,16 +275,6 @@ def main():
         print("dask", flush=True)
         out["dask_2_workers"] = on_dask(path, 2, memory_long, memory_short, CHUNK_SIZES)
         out["dask_1_worker"] = on_dask(path, 1, memory_long, memory_short, (CHUNK_ROWS,))
-    if args.reuse:                       # the peak memory of a 1-iteration fit, both at once
-        runs = [subprocess.Popen([sys.executable, "-c", FIT_SCRIPT, str(path), how, str(K),
-                                  "1", str(folder / f"{how}-peak.npz")],
-                                 env={**os.environ, **ONE_BLAS_THREAD}, cwd=ROOT,
-                                 stdout=subprocess.PIPE, text=True)
-                for how in ("memory", "memmap")]
-        for key, run in zip(("in_memory", "out_of_core"), runs):
-            record = json.loads(run.communicate()[0].strip().splitlines()[-1])
-            out[key]["memory"] = {k: record[k] for k in
-                                  ("tracemalloc_peak", "VmHWM", "RssAnon", "RssFile")}
     # last: the sort needs some GB, and Dask's worker processes are started from this one
     out["in_memory"]["distinct_rows"] = int(len(gmm_core.distinct_rows(
         np.fromfile(path, dtype=np.uint8).reshape(n, 3))[0]))

@@ -355,14 +355,15 @@ def _columns(lines):
 # 2. A whole fit of a photo
 # --------------------------------------------------------------------------------------------
 
-def fit_in_parts(X, k, rng=0):
-    """gmm_core.fit(X, k) (defaults), timed in its three parts.
+def fit_parts(X, k, rng=0, **options):
+    """gmm_core.fit(X, k, rng=rng, **options), run in its three parts and each part timed.
 
     Returns
     -------
-    dict with prepare_s (`_Data`: checks, moments, the whitened copy), kmeans_s
-    (`_initial_params`: the K-means start), em_s (`fit_stats`), total_s, n_iter,
-    log_likelihood.
+    seconds : dict
+        prepare_s (`_Data`: checks, moments, the whitened copy), kmeans_s (`_initial_params`:
+        the K-means start), em_s (`fit_stats`: EM, with `options`), total_s.
+    result : gmm_core.GMMFit
     """
     t0 = time.perf_counter()
     data = gmm_core._Data(X, whiten=True)
@@ -370,10 +371,17 @@ def fit_in_parts(X, k, rng=0):
     start = gmm_core._initial_params(data, k, "kmeans", np.random.default_rng(rng),
                                      gmm_core.MIN_VARIANCE)
     t2 = time.perf_counter()
-    result = gmm_core.fit_stats(data.stats, data.n, *start, data.center, data.scale)
+    result = gmm_core.fit_stats(data.stats, data.n, *start, data.center, data.scale,
+                                **options)
     t3 = time.perf_counter()
-    return {"prepare_s": t1 - t0, "kmeans_s": t2 - t1, "em_s": t3 - t2, "total_s": t3 - t0,
-            "n_iter": result.n_iter, "log_likelihood": result.log_likelihood}
+    return ({"prepare_s": t1 - t0, "kmeans_s": t2 - t1, "em_s": t3 - t2, "total_s": t3 - t0},
+            result)
+
+
+def fit_in_parts(X, k, rng=0):
+    """`fit_parts` with fit's defaults: its seconds, n_iter and log_likelihood in one dict."""
+    seconds, result = fit_parts(X, k, rng)
+    return {**seconds, "n_iter": result.n_iter, "log_likelihood": result.log_likelihood}
 
 
 def fit_whole(X, k):
