@@ -1969,8 +1969,9 @@ class GaussianMixture:
         `fit` reads it, never whole; a 2-D array of integers (8-bit pixels) goes to `fit` as it
         is, which counts its repeated rows.
         """
-        integers = isinstance(X, np.ndarray) and X.dtype.kind in "iu" and X.ndim == 2
-        if not (integers and X.size or isinstance(X, np.memmap) and X.ndim == 2):
+        as_is = isinstance(X, np.ndarray) and X.ndim == 2 and (
+            isinstance(X, np.memmap) or X.dtype.kind in "iu" and X.size > 0)
+        if not as_is:
             X = _estimator_data(X)
         n_init = self.n_init
         if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
